@@ -53,4 +53,3 @@ func missing(t testing.TB, what, path string) {
 	t.Helper()
 	t.Fatalf("testenv: %s not found at %s: run ./build.sh test, which installs it", what, path)
 }
-
