@@ -50,6 +50,11 @@ type Letter struct {
 	// AlertID and Severity are set when the record is an alert, for operators' filters.
 	AlertID  string
 	Severity string
-	// Payload is the original record bytes, stored whole whatever its size.
+	// Payload is the original record bytes, stored whole whatever its size. List leaves it nil.
 	Payload []byte
+	// PayloadSize and PayloadSHA256 (lower-case hex) describe the stored payload. Put computes
+	// them and ignores what the caller set; Get and List fill them, so a summary tells an
+	// operator how big a letter is without loading it.
+	PayloadSize   int64
+	PayloadSHA256 string
 }

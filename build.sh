@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Build, test and demonstrate the Defender for Cloud SIEM forwarder.
+#
+#   ./build.sh          build the linux/amd64 handler and the deployable app folder + zip (dist/)
+#   ./build.sh test     install what the tests need, then go vet, go test -race, short fuzz runs
+#   ./build.sh run      play the bundled sample batches through the handler to local receivers
+#   ./build.sh bench    run the Go benchmarks
+#
+# Test tools are installed on demand: Azurite from the npm registry into .tools/, rsyslog and
+# friends from Debian packages. Everything the tests start listens on 127.0.0.1 only.
+set -euo pipefail
+
+cd "$(dirname "$0")"
+ROOT=$PWD
+DIST=$ROOT/dist
+APP=$DIST/app
+TOOLS=$ROOT/.tools
+AZURITE_VERSION=3.35.0
+FUZZTIME=${FUZZTIME:-8s}
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+build() {
+  log "building handler (linux/amd64, static)"
+  rm -rf "$APP"
+  mkdir -p "$APP"
+  CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath -ldflags "-s -w" -o "$APP/handler" ./handler
+  cp host.json "$APP/"
+  for fn in functions/*/; do
+    name=$(basename "$fn")
+    mkdir -p "$APP/$name"
+    cp "$fn/function.json" "$APP/$name/"
+  done
+  cp local.settings.json.example "$APP/local.settings.json.example"
+  cat >"$APP/.funcignore" <<'IGNORE'
+local.settings.json
+local.settings.json.example
+*.go
+go.mod
+go.sum
+testdata/
+IGNORE
+  rm -f "$DIST/forwarder.zip"
+  (cd "$APP" && zip -qr "$DIST/forwarder.zip" . -x local.settings.json -x local.settings.json.example -x .funcignore)
+  log "app folder: $APP   zip: $DIST/forwarder.zip"
+}
+
+need_apt() {
+  local missing=()
+  command -v rsyslogd >/dev/null || missing+=(rsyslog)
+  [ -e /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so ] || missing+=(rsyslog-gnutls)
+  command -v lognormalizer >/dev/null || missing+=(liblognorm-utils)
+  command -v openssl >/dev/null || missing+=(openssl)
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  # The package starts the system rsyslog on some machines; the tests run their own instances
+  # and never touch it.
+}
+
+need_azurite() {
+  if [ ! -x "$TOOLS/node_modules/.bin/azurite-table" ]; then
+    command -v npm >/dev/null || { log "npm is required to install Azurite"; exit 1; }
+    log "installing Azurite $AZURITE_VERSION from the npm registry into .tools/"
+    mkdir -p "$TOOLS"
+    npm install --prefix "$TOOLS" --no-audit --no-fund --loglevel=error "azurite@$AZURITE_VERSION" >/dev/null
+  fi
+}
+
+run_tests() {
+  need_apt
+  need_azurite
+  log "gofmt"
+  local unformatted
+  unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.tools/*'))
+  if [ -n "$unformatted" ]; then
+    echo "gofmt would change:" >&2
+    echo "$unformatted" >&2
+    exit 1
+  fi
+  log "go vet"
+  go vet ./...
+  log "go test -race"
+  go test -race -count=1 -timeout 20m ./...
+  log "fuzzing each target for $FUZZTIME"
+  local pkg target
+  while read -r pkg; do
+    for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
+      log "  $pkg $target"
+      if ! go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg" >"$TOOLS/fuzz.log" 2>&1; then
+        cat "$TOOLS/fuzz.log" >&2
+        exit 1
+      fi
+    done
+  done < <(go list ./...)
+  log "all tests passed"
+}
+
+run_demo() {
+  need_azurite
+  build
+  log "playing the sample batches through the handler"
+  go run ./internal/demo -handler "$APP/handler" -app "$APP" -azurite "$TOOLS/node_modules/.bin/azurite-table"
+}
+
+case "${1:-build}" in
+  build) build ;;
+  test) run_tests ;;
+  run) run_demo ;;
+  bench) go test -run '^$' -bench . -benchmem ./... ;;
+  *) echo "usage: $0 [build|test|run|bench]" >&2; exit 2 ;;
+esac

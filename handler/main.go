@@ -1,0 +1,191 @@
+// Command handler is the Azure Functions custom handler that forwards Microsoft Defender for
+// Cloud exports from Event Hubs to SIEMs. The Functions host starts it with
+// FUNCTIONS_CUSTOMHANDLER_PORT set and sends it one HTTP request per invocation. Run with
+// "deadletters …" it is the operator's command line for the dead-letter table instead.
+//
+// This package only wires the parts together; each part lives in internal/.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/defender-siem/forwarder/internal/config"
+	"github.com/defender-siem/forwarder/internal/deadletter"
+	"github.com/defender-siem/forwarder/internal/destination"
+	"github.com/defender-siem/forwarder/internal/pipeline"
+	"github.com/defender-siem/forwarder/internal/secret"
+	"github.com/defender-siem/forwarder/internal/server"
+)
+
+// shutdownGrace is how long in-flight invocations may run on after SIGTERM. The host gives a
+// worker a short grace period on shutdown; an invocation cut short answers 500 (or not at all)
+// and the host runs its batch again elsewhere, so nothing is lost, only repeated.
+const shutdownGrace = 25 * time.Second
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "deadletters" {
+		return deadletters(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 {
+		fmt.Fprintf(stderr, "unknown command %q: run without arguments (as the Functions host does) or with \"deadletters\"\n", args[0])
+		return 2
+	}
+	appRoot := os.Getenv("FUNCTIONS_APP_ROOT_PATH")
+	if appRoot == "" {
+		appRoot, _ = os.Getwd()
+	}
+	cfg, err := config.Load(os.Environ(), appRoot)
+	if err == nil && cfg.Port == 0 {
+		err = errors.New("FUNCTIONS_CUSTOMHANDLER_PORT is not set: the Functions host sets it; set it yourself to run the handler by hand")
+	}
+	if err != nil {
+		return startupError(stderr, err)
+	}
+	app, err := build(cfg, stdout)
+	if err != nil {
+		return startupError(stderr, err)
+	}
+	defer app.close()
+	return serve(cfg, app, stderr)
+}
+
+func startupError(stderr io.Writer, err error) int {
+	fmt.Fprintf(stderr, "configuration error, the handler will not start:\n%v\n", err)
+	return 2
+}
+
+type app struct {
+	log      *slog.Logger
+	scrub    *secret.Scrubber
+	dests    []pipeline.Destination
+	store    *lazyStore
+	pipeline *pipeline.Pipeline
+}
+
+func (a *app) close() {
+	for _, d := range a.dests {
+		_ = d.Sink.Close()
+	}
+}
+
+// build turns the configuration into a running pipeline. It does no network I/O, so the handler
+// answers the host's first probe within milliseconds; the dead-letter table is opened on first
+// use.
+func build(cfg *config.Config, stdout io.Writer) (*app, error) {
+	dlCfg, dlErr := deadletter.ConfigFromSettings(cfg.Lookup)
+	// Secrets first: nothing may be logged before the scrubber knows them.
+	secrets := []string{}
+	if v, ok := cfg.Lookup("AzureWebJobsStorage"); ok {
+		secrets = append(secrets, v)
+	}
+	if dlErr == nil {
+		secrets = append(secrets, dlCfg.AccountKey, dlCfg.SAS)
+	}
+	boot := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	built, err := destination.Build(cfg, boot)
+	if err != nil || dlErr != nil {
+		return nil, errors.Join(err, dlErr)
+	}
+	secrets = append(secrets, built.Secrets...)
+	scrub := secret.New(secrets...)
+	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel, ReplaceAttr: scrub.ReplaceAttr}))
+	store := &lazyStore{cfg: dlCfg, log: log}
+	a := &app{log: log, scrub: scrub, dests: built.Destinations, store: store}
+	a.pipeline = pipeline.New(built.Destinations, pipeline.Options{Store: store, Logger: log, Scrub: scrub.String})
+	for _, d := range built.Destinations {
+		log.Info("destination ready", "destination", d.Name, "type", d.Type)
+	}
+	return a, nil
+}
+
+func serve(cfg *config.Config, a *app, stderr io.Writer) int {
+	// Loopback only: the host is the one caller, and nothing else on the worker should reach
+	// the handler.
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.Port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		fmt.Fprintf(stderr, "listen on %s: %v\n", addr, err)
+		return 1
+	}
+	baseCtx, cancelBase := context.WithCancel(context.Background())
+	defer cancelBase()
+	srv := &http.Server{
+		Handler:           server.New(a.pipeline, server.Options{FunctionTimeout: cfg.FunctionTimeout, MaxRequestBytes: cfg.MaxRequestBytes, Logger: a.log}),
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return baseCtx },
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	a.log.Info("handler listening", "address", addr, "function_timeout", cfg.FunctionTimeout.String())
+
+	select {
+	case err := <-done:
+		a.log.Error("server stopped", "err", err)
+		return 1
+	case sig := <-sigs:
+		a.log.Info("shutting down: no new invocations, finishing those in flight", "signal", sig.String(), "grace", shutdownGrace.String())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	// Shortly before the grace ends, cancel what is still running so that it answers (500,
+	// the host retries the batch) instead of being cut off mid-write.
+	stopInflight := time.AfterFunc(shutdownGrace-5*time.Second, cancelBase)
+	defer stopInflight.Stop()
+	if err := srv.Shutdown(ctx); err != nil {
+		a.log.Error("in-flight invocations did not finish within the grace period", "err", err)
+		return 1
+	}
+	a.log.Info("handler stopped")
+	return 0
+}
+
+// lazyStore opens the dead-letter table on first use, so start-up does no network I/O and a
+// storage outage at start costs dead letters (500s) rather than a handler that cannot start.
+type lazyStore struct {
+	cfg deadletter.Config
+	log *slog.Logger
+
+	mu    sync.Mutex
+	store *deadletter.Store
+}
+
+func (l *lazyStore) get(ctx context.Context) (*deadletter.Store, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.store != nil {
+		return l.store, nil
+	}
+	s, err := deadletter.New(ctx, l.cfg, l.log)
+	if err != nil {
+		return nil, err
+	}
+	l.store = s
+	return s, nil
+}
+
+func (l *lazyStore) Put(ctx context.Context, letters []deadletter.Letter) error {
+	s, err := l.get(ctx)
+	if err != nil {
+		return err
+	}
+	return s.Put(ctx, letters)
+}

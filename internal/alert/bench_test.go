@@ -1,0 +1,66 @@
+package alert
+
+import (
+	"bytes"
+	"testing"
+)
+
+func benchParse(b *testing.B, file string) {
+	raw := readTestdata(b, file)
+	b.SetBytes(int64(len(raw)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse(raw, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// A flat export alert with a short entity list, the common case.
+func BenchmarkParseFlatAlert(b *testing.B) { benchParse(b, "mdc_readme_alert.json") }
+
+// The Elastic alert: 8.7 KB with 27 entities and many references, the heavy case.
+func BenchmarkParseFlatAlertManyEntities(b *testing.B) { benchParse(b, "elastic_eventhub_alert.json") }
+
+// The REST-shape alert.
+func BenchmarkParseARMAlert(b *testing.B) { benchParse(b, "restapi_alert.json") }
+
+func BenchmarkParseAssessment(b *testing.B) { benchParse(b, "elastic_eventhub_assessment.json") }
+
+func hundredRecords(b *testing.B) []byte {
+	files := []string{"mdc_readme_alert.json", "elastic_eventhub_alert.json", "restapi_alert.json", "elastic_eventhub_assessment.json"}
+	var msg bytes.Buffer
+	msg.WriteByte('[')
+	for i := range 100 {
+		if i > 0 {
+			msg.WriteByte(',')
+		}
+		msg.Write(readTestdata(b, files[i%len(files)]))
+	}
+	msg.WriteByte(']')
+	return msg.Bytes()
+}
+
+func BenchmarkSplit100(b *testing.B) {
+	msg := hundredRecords(b)
+	b.SetBytes(int64(len(msg)))
+	b.ReportAllocs()
+	for b.Loop() {
+		recs, err := Split(msg)
+		if err != nil || len(recs) != 100 {
+			b.Fatal(len(recs), err)
+		}
+	}
+}
+
+func BenchmarkParseMessage100(b *testing.B) {
+	msg := hundredRecords(b)
+	b.SetBytes(int64(len(msg)))
+	b.ReportAllocs()
+	for b.Loop() {
+		recs, err := ParseMessage(msg)
+		if err != nil || len(recs) != 100 {
+			b.Fatal(len(recs), err)
+		}
+	}
+}

@@ -1,0 +1,204 @@
+package alert
+
+// Field names the parser looks for, in any letter case. Every JSON object the parser reads is
+// scanned once into a fieldSet indexed by these ids, so each object costs one pass and one
+// small map lookup per member whatever the number of fields wanted.
+const (
+	fVendorName = iota
+	fAlertType
+	fProductName
+	fProductComponentName
+	fStartTimeUtc
+	fEndTimeUtc
+	fStartTime
+	fEndTime
+	fTimeGenerated
+	fTimeGeneratedUtc
+	fSeverity
+	fAlertSeverity
+	fReportedSeverity
+	fStatus
+	fSystemAlertID
+	fIntent
+	fTactics
+	fAzureResourceID
+	fAzureResourceSubscriptionID
+	fResourceID
+	fCompromisedEntity
+	fAlertDisplayName
+	fAlertName
+	fDisplayName
+	fDescription
+	fEntities
+	fResourceIdentifiers
+	fRemediationSteps
+	fExtendedProperties
+	fAlertURI
+	fAlertLink
+	fTechniques
+	fSubTechniques
+	fID
+	fName
+	fType
+	fDollarType
+	fProperties
+	fAssessmentEnrichment
+	fSubAssessmentEnrichment
+	fSecurityEnrichment
+	fResourceDetails
+	fMetadata
+	fCode
+	fStatusChangeDate
+	fState
+	fCategory
+	fOperationName
+	fEventTimestamp
+	fTime
+	fSubscriptionID
+	fLevel
+	fEventName
+	fValue
+	fEventDataID
+	fCorrelationID
+	fEventProperties
+	fDollarID
+	fDollarRef
+	fRecords
+	numFields
+)
+
+var fieldIndex = map[string]int{
+	"vendorname":                       fVendorName,
+	"alerttype":                        fAlertType,
+	"productname":                      fProductName,
+	"productcomponentname":             fProductComponentName,
+	"starttimeutc":                     fStartTimeUtc,
+	"endtimeutc":                       fEndTimeUtc,
+	"starttime":                        fStartTime,
+	"endtime":                          fEndTime,
+	"timegenerated":                    fTimeGenerated,
+	"timegeneratedutc":                 fTimeGeneratedUtc,
+	"severity":                         fSeverity,
+	"alertseverity":                    fAlertSeverity,
+	"reportedseverity":                 fReportedSeverity,
+	"status":                           fStatus,
+	"systemalertid":                    fSystemAlertID,
+	"intent":                           fIntent,
+	"tactics":                          fTactics,
+	"azureresourceid":                  fAzureResourceID,
+	"azureresourcesubscriptionid":      fAzureResourceSubscriptionID,
+	"resourceid":                       fResourceID,
+	"compromisedentity":                fCompromisedEntity,
+	"alertdisplayname":                 fAlertDisplayName,
+	"alertname":                        fAlertName,
+	"displayname":                      fDisplayName,
+	"description":                      fDescription,
+	"entities":                         fEntities,
+	"resourceidentifiers":              fResourceIdentifiers,
+	"remediationsteps":                 fRemediationSteps,
+	"extendedproperties":               fExtendedProperties,
+	"alerturi":                         fAlertURI,
+	"alertlink":                        fAlertLink,
+	"techniques":                       fTechniques,
+	"subtechniques":                    fSubTechniques,
+	"id":                               fID,
+	"name":                             fName,
+	"type":                             fType,
+	"$type":                            fDollarType,
+	"properties":                       fProperties,
+	"assessmenteventdataenrichment":    fAssessmentEnrichment,
+	"subassessmenteventdataenrichment": fSubAssessmentEnrichment,
+	"securityeventdataenrichment":      fSecurityEnrichment,
+	"resourcedetails":                  fResourceDetails,
+	"metadata":                         fMetadata,
+	"code":                             fCode,
+	"statuschangedate":                 fStatusChangeDate,
+	"state":                            fState,
+	"category":                         fCategory,
+	"operationname":                    fOperationName,
+	"eventtimestamp":                   fEventTimestamp,
+	"time":                             fTime,
+	"subscriptionid":                   fSubscriptionID,
+	"level":                            fLevel,
+	"eventname":                        fEventName,
+	"value":                            fValue,
+	"eventdataid":                      fEventDataID,
+	"correlationid":                    fCorrelationID,
+	"eventproperties":                  fEventProperties,
+	"$id":                              fDollarID,
+	"$ref":                             fDollarRef,
+	"records":                          fRecords,
+}
+
+// maxFieldName is the longest name in fieldIndex; longer keys cannot match.
+const maxFieldName = 32
+
+// fieldOf returns the field id of an object key given as eachMember passes it, or -1.
+func fieldOf(raw []byte, esc bool) int {
+	if esc {
+		raw = []byte(decodeKey(raw, esc))
+	}
+	if len(raw) > maxFieldName {
+		return -1
+	}
+	var buf [maxFieldName]byte
+	for i, c := range raw {
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		buf[i] = c
+	}
+	id, ok := fieldIndex[string(buf[:len(raw)])]
+	if !ok {
+		return -1
+	}
+	return id
+}
+
+// fieldSet holds the raw value of every wanted member of one object; a later member with the
+// same name (in any case) replaces an earlier one, as encoding/json does.
+type fieldSet [numFields][]byte
+
+// collect scans the object obj into fs. A value that is not an object leaves fs empty, which
+// is how wrong JSON types are ignored.
+func (fs *fieldSet) collect(obj []byte) error {
+	*fs = fieldSet{}
+	if len(obj) == 0 || obj[0] != '{' {
+		return nil
+	}
+	return eachMember(obj, 0, func(key, val []byte, esc bool) {
+		if id := fieldOf(key, esc); id >= 0 {
+			fs[id] = val
+		}
+	})
+}
+
+// str returns the string value of field id, or "" when it is absent or not a string.
+func (fs *fieldSet) str(id int) string {
+	s, _ := decodeString(fs[id])
+	return s
+}
+
+// first returns the first non-empty string among the fields ids.
+func (fs *fieldSet) first(ids ...int) string {
+	for _, id := range ids {
+		if s := fs.str(id); s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// strOrValue returns a string field, or the "value" member when the field is an Activity Log
+// localizable object such as {"value":"Security","localizedValue":"Security"}.
+func (fs *fieldSet) strOrValue(id int) string {
+	v := fs[id]
+	if len(v) > 0 && v[0] == '{' {
+		var inner fieldSet
+		if inner.collect(v) != nil {
+			return ""
+		}
+		return inner.str(fValue)
+	}
+	return fs.str(id)
+}

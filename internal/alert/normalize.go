@@ -1,0 +1,291 @@
+package alert
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"time"
+)
+
+// parseAlertRecord normalises both alert shapes. The flat export shape and the REST shape's
+// properties object use the same names in different letter cases, and names are matched
+// case-insensitively, so one reader serves both.
+func parseAlertRecord(top *fieldSet, rec *Record) {
+	a := &Alert{}
+	src := top
+	rest := strings.EqualFold(top.str(fType), typeAlert)
+	var props fieldSet
+	if rest {
+		_ = props.collect(top[fProperties])
+		src = &props
+	}
+	fillAlert(src, a)
+	if rest {
+		if a.SystemAlertID == "" {
+			a.SystemAlertID = top.str(fName)
+		}
+		if a.SubscriptionID == "" {
+			a.SubscriptionID = subscriptionFromID(top.str(fID))
+		}
+	}
+	rec.Alert = a
+	rec.ID = a.SystemAlertID
+	if rec.ID == "" {
+		rec.ID = top.str(fID)
+	}
+	fillRecordFromAlert(rec, a)
+}
+
+func fillRecordFromAlert(rec *Record, a *Alert) {
+	rec.DisplayName = a.DisplayName
+	rec.Severity = a.Severity
+	rec.Status = a.Status
+	rec.Time = a.TimeGenerated
+	if rec.Time.IsZero() {
+		rec.Time = a.StartTime
+	}
+	rec.SubscriptionID = a.SubscriptionID
+	rec.ResourceID = a.ResourceID
+	rec.Description = a.Description
+}
+
+func fillAlert(fs *fieldSet, a *Alert) {
+	a.SystemAlertID = fs.str(fSystemAlertID)
+	a.AlertType = fs.str(fAlertType)
+	a.DisplayName = fs.first(fAlertDisplayName, fAlertName, fDisplayName)
+	a.Severity = ParseSeverity(fs.first(fSeverity, fAlertSeverity, fReportedSeverity))
+	a.Status = normStatus(fs.str(fStatus))
+	a.StartTime = parseTime(fs.first(fStartTimeUtc, fStartTime))
+	a.EndTime = parseTime(fs.first(fEndTimeUtc, fEndTime))
+	a.TimeGenerated = parseTime(fs.first(fTimeGenerated, fTimeGeneratedUtc))
+	a.Description = fs.str(fDescription)
+	a.RemediationSteps = stringList(fs[fRemediationSteps], false)
+	a.Intent = stringList(fs[fIntent], true)
+	if a.Intent == nil {
+		a.Intent = stringList(fs[fTactics], true)
+	}
+	a.Techniques = stringList(fs[fTechniques], true)
+	a.SubTechniques = stringList(fs[fSubTechniques], true)
+	a.CompromisedEntity = fs.str(fCompromisedEntity)
+	a.ResourceID = fs.first(fAzureResourceID, fResourceID)
+	if a.ResourceID == "" {
+		a.ResourceID = azureResourceIdentifier(fs[fResourceIdentifiers])
+	}
+	a.SubscriptionID = strings.ToLower(fs.str(fAzureResourceSubscriptionID))
+	if a.SubscriptionID == "" {
+		a.SubscriptionID = subscriptionFromID(a.ResourceID)
+	}
+	a.AlertURI = fs.first(fAlertURI, fAlertLink)
+	a.VendorName = fs.str(fVendorName)
+	a.ProductName = fs.str(fProductName)
+	a.ProductComponent = fs.str(fProductComponentName)
+	a.ExtendedProperties = extendedProperties(fs[fExtendedProperties])
+	a.Entities = parseEntities(fs[fEntities])
+}
+
+// parseActivityLogAlert normalises an Activity Log "Activate Alert" event. The alert's own
+// fields sit in properties (severity, intent, compromisedEntity, remediationSteps…); in the
+// resource-log shape they may instead sit in a JSON string properties.eventProperties.
+func parseActivityLogAlert(top *fieldSet, rec *Record) {
+	var props, ev fieldSet
+	_ = props.collect(top[fProperties])
+	if inner := jsonInString(props[fEventProperties]); inner != nil {
+		_ = ev.collect(inner)
+	} else {
+		_ = ev.collect(props[fEventProperties])
+	}
+	// pick prefers properties and falls back to eventProperties.
+	pick := func(id int) []byte {
+		if v := props[id]; len(v) > 0 && !bytes.Equal(v, []byte("null")) {
+			return v
+		}
+		return ev[id]
+	}
+	str := func(id int) string {
+		s, _ := decodeString(pick(id))
+		return s
+	}
+
+	a := &Alert{}
+	resourceID := top.str(fResourceID)
+	a.SystemAlertID = str(fSystemAlertID)
+	if a.SystemAlertID == "" {
+		a.SystemAlertID = segmentAfter(resourceID, "/alerts/")
+	}
+	if a.SystemAlertID == "" {
+		a.SystemAlertID = top.str(fCorrelationID)
+	}
+	a.AlertType = str(fAlertType)
+	a.DisplayName = str(fAlertDisplayName)
+	if a.DisplayName == "" {
+		a.DisplayName = top.strOrValue(fEventName)
+	}
+	a.Severity = ParseSeverity(str(fSeverity))
+	a.Status = normStatus(top.strOrValue(fStatus))
+	a.TimeGenerated = parseTime(top.first(fEventTimestamp, fTime))
+	a.StartTime = parseTime(str(fStartTimeUtc))
+	if a.StartTime.IsZero() {
+		a.StartTime = a.TimeGenerated
+	}
+	a.EndTime = parseTime(str(fEndTimeUtc))
+	a.Description = top.str(fDescription)
+	if a.Description == "" {
+		a.Description = str(fDescription)
+	}
+	a.RemediationSteps = stringList(pick(fRemediationSteps), false)
+	a.Intent = stringList(pick(fIntent), true)
+	a.Techniques = stringList(pick(fTechniques), true)
+	a.SubTechniques = stringList(pick(fSubTechniques), true)
+	a.CompromisedEntity = str(fCompromisedEntity)
+	a.ResourceID = resourceID
+	a.SubscriptionID = strings.ToLower(top.str(fSubscriptionID))
+	if a.SubscriptionID == "" {
+		a.SubscriptionID = subscriptionFromID(resourceID)
+	}
+	a.AlertURI = str(fAlertURI)
+	a.VendorName = str(fVendorName)
+	a.ProductName = str(fProductName)
+	a.ProductComponent = str(fProductComponentName)
+	a.ExtendedProperties = extendedProperties(top[fProperties])
+	a.Entities = parseEntities(pick(fEntities))
+
+	rec.Alert = a
+	rec.ID = a.SystemAlertID
+	if rec.ID == "" {
+		rec.ID = top.str(fID)
+	}
+	fillRecordFromAlert(rec, a)
+}
+
+// jsonInString returns the JSON held in the string value v, as the Log Analytics and
+// Activity Log shapes carry arrays and objects, or nil when v is not a string holding
+// well-formed JSON.
+func jsonInString(v []byte) []byte {
+	s, ok := decodeString(v)
+	if !ok {
+		return nil
+	}
+	b := []byte(s)
+	start, end := trimMessage(b)
+	if start >= end || (b[start] != '[' && b[start] != '{') {
+		return nil
+	}
+	stop, err := skipValue(b[:end], start, 0)
+	if err != nil || stop != end {
+		return nil
+	}
+	return b[start:end]
+}
+
+// stringList reads a list of strings written as a JSON array, as a string holding a JSON
+// array, or as a plain string. With commas, strings are also split on commas, which is how
+// Defender joins several tactics ("Persistence, PrivilegeEscalation"). Values are trimmed,
+// empty ones and non-strings are dropped.
+func stringList(v []byte, commas bool) []string {
+	if len(v) == 0 {
+		return nil
+	}
+	var out []string
+	add := func(s string) {
+		if commas {
+			for part := range strings.SplitSeq(s, ",") {
+				if part = strings.TrimSpace(part); part != "" {
+					out = append(out, part)
+				}
+			}
+			return
+		}
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	switch v[0] {
+	case '[':
+		_ = eachElement(v, 0, func(el []byte) {
+			if s, ok := decodeString(el); ok {
+				add(s)
+			}
+		})
+	case '"':
+		if inner := jsonInString(v); inner != nil && inner[0] == '[' {
+			return stringList(inner, commas)
+		}
+		s, _ := decodeString(v)
+		add(s)
+	}
+	return out
+}
+
+// azureResourceIdentifier returns the azureResourceId of the first AzureResource entry of a
+// resourceIdentifiers array.
+func azureResourceIdentifier(v []byte) string {
+	if inner := jsonInString(v); inner != nil {
+		v = inner
+	}
+	if len(v) == 0 || v[0] != '[' {
+		return ""
+	}
+	var found string
+	_ = eachElement(v, 0, func(el []byte) {
+		if found != "" || !isObject(el) {
+			return
+		}
+		var fs fieldSet
+		if fs.collect(el) != nil || !strings.EqualFold(fs.str(fType), "AzureResource") {
+			return
+		}
+		found = fs.str(fAzureResourceID)
+	})
+	return found
+}
+
+// extendedProperties renders every member of the object v (or of a string holding a JSON
+// object) as a string: strings as they are, null as "", other values as compact JSON text,
+// so numbers keep exactly the digits Defender wrote.
+func extendedProperties(v []byte) map[string]string {
+	if inner := jsonInString(v); inner != nil {
+		v = inner
+	}
+	if !isObject(v) {
+		return nil
+	}
+	out := map[string]string{}
+	var buf bytes.Buffer
+	_ = eachMember(v, 0, func(key, val []byte, esc bool) {
+		k := decodeKey(key, esc)
+		switch val[0] {
+		case '"':
+			out[k], _ = decodeString(val)
+		case 'n':
+			out[k] = ""
+		case '{', '[':
+			buf.Reset()
+			if json.Compact(&buf, val) == nil {
+				out[k] = buf.String()
+			}
+		default:
+			out[k] = string(val)
+		}
+	})
+	return out
+}
+
+// Defender writes times as RFC 3339 with up to seven fractional digits, sometimes without a
+// zone; a time without a zone is UTC.
+const layoutNoZone = "2006-01-02T15:04:05.999999999"
+
+// parseTime parses s as RFC 3339, with or without fractional seconds and zone, and returns
+// it in UTC; it returns the zero time for anything else.
+func parseTime(s string) time.Time {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return time.Time{}
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UTC()
+	}
+	if t, err := time.ParseInLocation(layoutNoZone, s, time.UTC); err == nil {
+		return t
+	}
+	return time.Time{}
+}

@@ -1,0 +1,226 @@
+package alert
+
+import (
+	"strings"
+)
+
+// Parse turns the raw bytes of one record (as Split returns them) into a Record numbered
+// index. It detects the record's kind and fills the fields the record carries; Raw is raw
+// itself, untouched.
+//
+// Any well-formed JSON value parses: an object of no known kind, or a value that is not an
+// object at all, becomes KindUnknown with only Raw and Index set, and a field of an unexpected
+// JSON type is ignored. The only error is for bytes that are not well-formed JSON; it wraps
+// ErrUndecodable.
+func Parse(raw []byte, index int) (Record, error) {
+	rec := Record{Kind: KindUnknown, Raw: raw, Index: index}
+	start, end := trimMessage(raw)
+	if start >= end {
+		return rec, syntaxErr(start, "empty record")
+	}
+	d := raw[:end]
+	if d[start] != '{' {
+		stop, err := skipValue(d, start, 0)
+		if err != nil {
+			return rec, err
+		}
+		if stop != end {
+			return rec, syntaxErr(stop, "data after the record")
+		}
+		return rec, nil
+	}
+	var top fieldSet
+	stop, err := scanMembers(d[start:], 0, func(key, val []byte, esc bool) {
+		if id := fieldOf(key, esc); id >= 0 {
+			top[id] = val
+		}
+	})
+	if err != nil {
+		return rec, err
+	}
+	if start+stop != end {
+		return rec, syntaxErr(start+stop, "data after the record")
+	}
+	rec.Kind = detectKind(&top)
+	switch rec.Kind {
+	case KindAlert:
+		parseAlertRecord(&top, &rec)
+	case KindActivityLogAlert:
+		parseActivityLogAlert(&top, &rec)
+	case KindRecommendation, KindSubAssessment:
+		parseAssessment(&top, &rec)
+	case KindSecureScore, KindSecureScoreControl:
+		parseScore(&top, &rec)
+	case KindRegulatoryCompliance:
+		parseCompliance(&top, &rec)
+	}
+	return rec, nil
+}
+
+const (
+	typeAlert            = "Microsoft.Security/Locations/alerts"
+	typeAssessment       = "Microsoft.Security/assessments"
+	typeSubAssessment    = "Microsoft.Security/assessments/subAssessments"
+	typeSecureScore      = "Microsoft.Security/secureScores"
+	typeSecureScoreCtl   = "Microsoft.Security/secureScores/secureScoreControls"
+	operationActivate    = "Microsoft.Security/locations/alerts/activate/action"
+	dollarTypeSubAssess  = "subAssessmentEvent"
+	securityProviderPref = "microsoft.security/"
+)
+
+func isString(v []byte) bool { return len(v) > 0 && v[0] == '"' }
+func isObject(v []byte) bool { return len(v) > 0 && v[0] == '{' }
+
+func detectKind(top *fieldSet) Kind {
+	typ := top.str(fType)
+	switch {
+	case strings.EqualFold(typ, typeAlert):
+		return KindAlert
+	case isString(top[fAlertType]) && isString(top[fSystemAlertID]):
+		return KindAlert
+	case strings.EqualFold(top.str(fDollarType), dollarTypeSubAssess),
+		strings.EqualFold(typ, typeSubAssessment),
+		isObject(top[fSubAssessmentEnrichment]):
+		return KindSubAssessment
+	case strings.EqualFold(typ, typeAssessment), isObject(top[fAssessmentEnrichment]):
+		return KindRecommendation
+	case strings.EqualFold(typ, typeSecureScoreCtl):
+		return KindSecureScoreControl
+	case strings.EqualFold(typ, typeSecureScore):
+		return KindSecureScore
+	case isRegulatoryType(typ):
+		return KindRegulatoryCompliance
+	case isActivityLogAlert(top):
+		return KindActivityLogAlert
+	}
+	return KindUnknown
+}
+
+// isRegulatoryType accepts the export's
+// Microsoft.Security/regulatoryComplianceStandards/regulatoryComplianceControls/regulatoryComplianceAssessments
+// and the REST examples' singular Microsoft.Security/regulatoryComplianceAssessment.
+func isRegulatoryType(typ string) bool {
+	l := strings.ToLower(typ)
+	return strings.HasPrefix(l, securityProviderPref) &&
+		(strings.HasSuffix(l, "/regulatorycomplianceassessments") ||
+			strings.HasSuffix(l, "/regulatorycomplianceassessment"))
+}
+
+// isActivityLogAlert recognises the Activity Log "Activate Alert" event in both of its
+// shapes: the REST/portal shape, where operationName and category are {"value":…} objects,
+// and the resource-log shape streamed through diagnostic settings, where they are strings.
+// Every event of the Security category is a Defender for Cloud alert.
+func isActivityLogAlert(top *fieldSet) bool {
+	op := top.strOrValue(fOperationName)
+	if strings.EqualFold(op, operationActivate) {
+		return true
+	}
+	return op != "" && strings.EqualFold(top.strOrValue(fCategory), "Security")
+}
+
+// normStatus reports the export's "New" as "Active", the REST API's name for the same state.
+func normStatus(s string) string {
+	if strings.EqualFold(s, "New") {
+		return "Active"
+	}
+	return s
+}
+
+// subscriptionFromID returns the lower-cased subscription id out of an ARM id such as
+// /subscriptions/<id>/resourceGroups/…, or "".
+func subscriptionFromID(id string) string {
+	const seg = "subscriptions/"
+	i := indexFold(id, seg)
+	if i < 0 || (i > 0 && id[i-1] != '/') {
+		return ""
+	}
+	rest := id[i+len(seg):]
+	if j := strings.IndexByte(rest, '/'); j >= 0 {
+		rest = rest[:j]
+	}
+	return strings.ToLower(rest)
+}
+
+// indexFold is strings.Index ignoring ASCII case.
+func indexFold(s, sub string) int {
+	n := len(sub)
+	for i := 0; i+n <= len(s); i++ {
+		if strings.EqualFold(s[i:i+n], sub) {
+			return i
+		}
+	}
+	return -1
+}
+
+// segmentAfter returns the path segment that follows marker in id (ignoring case), or "".
+func segmentAfter(id, marker string) string {
+	i := indexFold(id, marker)
+	if i < 0 {
+		return ""
+	}
+	rest := id[i+len(marker):]
+	if j := strings.IndexByte(rest, '/'); j >= 0 {
+		rest = rest[:j]
+	}
+	return rest
+}
+
+func parseAssessment(top *fieldSet, rec *Record) {
+	var props, status, meta, details fieldSet
+	_ = props.collect(top[fProperties])
+	_ = status.collect(props[fStatus])
+	_ = meta.collect(props[fMetadata])
+	_ = details.collect(props[fResourceDetails])
+
+	rec.ID = top.str(fID)
+	rec.DisplayName = props.first(fDisplayName)
+	if rec.DisplayName == "" {
+		rec.DisplayName = meta.str(fDisplayName)
+	}
+	rec.Severity = ParseSeverity(meta.str(fSeverity))
+	if rec.Severity == SeverityNone {
+		rec.Severity = ParseSeverity(status.str(fSeverity))
+	}
+	rec.Status = status.str(fCode)
+	if rec.Kind == KindSubAssessment {
+		rec.Time = parseTime(props.str(fTimeGenerated))
+		rec.Description = props.str(fDescription)
+	} else {
+		rec.Time = parseTime(status.str(fStatusChangeDate))
+		rec.Description = meta.first(fDescription)
+		if rec.Description == "" {
+			rec.Description = status.str(fDescription)
+		}
+	}
+	rec.ResourceID = details.first(fID, fResourceID, fAzureResourceID)
+	if rec.ResourceID == "" {
+		// An assessment's id is <resource id>/providers/Microsoft.Security/assessments/<name>.
+		if i := indexFold(rec.ID, "/providers/Microsoft.Security/assessments/"); i > 0 {
+			rec.ResourceID = rec.ID[:i]
+		}
+	}
+	rec.SubscriptionID = subscriptionFromID(rec.ResourceID)
+	if rec.SubscriptionID == "" {
+		rec.SubscriptionID = subscriptionFromID(rec.ID)
+	}
+}
+
+func parseScore(top *fieldSet, rec *Record) {
+	var props fieldSet
+	_ = props.collect(top[fProperties])
+	rec.ID = top.str(fID)
+	rec.DisplayName = props.str(fDisplayName)
+	rec.SubscriptionID = subscriptionFromID(rec.ID)
+}
+
+func parseCompliance(top *fieldSet, rec *Record) {
+	var props fieldSet
+	_ = props.collect(top[fProperties])
+	rec.ID = top.str(fID)
+	rec.Description = props.str(fDescription)
+	// Compliance assessments carry no display name; their description is the assessment's
+	// title ("Log Analytics agent should be installed on …").
+	rec.DisplayName = props.first(fDisplayName, fDescription)
+	rec.Status = props.str(fState)
+	rec.SubscriptionID = subscriptionFromID(rec.ID)
+}

@@ -1,0 +1,22 @@
+// Package deadletter keeps the records a destination would not take, in Azure Table storage,
+// with everything needed to send them again: the original bytes (whole and byte-identical, of
+// any size), the reason, the last error, the attempts and the Event Hub coordinates.
+//
+// # Layout
+//
+// One table; the PartitionKey is the destination name and the RowKey the letter id, derived
+// from the Event Hub coordinates (see RowKey) so that ids sort by enqueued time and a retried
+// batch overwrites its own letters. The main entity holds the metadata and the first payload
+// chunks: the payload is gzip-compressed when that helps, and cut into binary properties
+// Payload00, Payload01… of at most 64 KiB. When one entity cannot hold it (Azure allows 1 MiB
+// per entity, counted in UTF-16 for strings), the rest goes into continuation entities with
+// RowKey `<id>~001`, `<id>~002`…, which sort after their main entity and carry Part > 0; List
+// and Counts skip them. Continuations are written before the main entity, so a reader that
+// finds a main entity finds its chunks; the payload's size and SHA-256 are checked on every
+// Get.
+//
+// # Failure
+//
+// Any error from Put means the letters are not known to be stored: the caller must answer 500
+// so the Functions host runs the batch again. Duplicates are possible, loss is not.
+package deadletter

@@ -1,0 +1,272 @@
+// Command demo shows the forwarder's main job on one machine, without Azure: it starts
+// Azurite (the Table storage emulator) and a local Splunk HEC receiver, starts the real handler
+// binary exactly as the Functions host would, plays the bundled Defender sample exports at it
+// in the host's Event Hubs envelope, and prints what the receiver got and how each invocation
+// ended. `./build.sh run` runs it.
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"embed"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/defender-siem/forwarder/internal/hostsim"
+)
+
+//go:embed samples
+var samples embed.FS
+
+const hecToken = "00000000-0000-0000-0000-00000000demo"
+
+func main() {
+	handler := flag.String("handler", "dist/app/handler", "the handler binary")
+	appDir := flag.String("app", "dist/app", "the app folder (host.json)")
+	azurite := flag.String("azurite", ".tools/node_modules/.bin/azurite-table", "the azurite-table binary")
+	flag.Parse()
+	if err := run(*handler, *appDir, *azurite); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+func run(handler, appDir, azuriteBin string) error {
+	ctx := context.Background()
+
+	tablePort, stopAzurite, err := startAzurite(azuriteBin)
+	if err != nil {
+		return err
+	}
+	defer stopAzurite()
+	storage := fmt.Sprintf("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;TableEndpoint=http://127.0.0.1:%d/devstoreaccount1;", tablePort)
+	fmt.Printf("Azurite Table service on 127.0.0.1:%d\n", tablePort)
+
+	hec := newHECReceiver()
+	defer hec.Close()
+	fmt.Printf("Splunk HEC receiver on %s\n\n", hec.URL)
+
+	host := &hostsim.Host{
+		Path: handler,
+		Dir:  appDir,
+		Env: []string{
+			"PATH=" + os.Getenv("PATH"),
+			"AzureWebJobsStorage=" + storage,
+			"FUNCTIONS_WORKER_RUNTIME=custom",
+			"Destinations__splunk__Type=splunk_hec",
+			"Destinations__splunk__Url=" + hec.URL,
+			"Destinations__splunk__Token=" + hecToken,
+			"Destinations__splunk__Index=defender",
+			"Forwarder__LogLevel=warn",
+		},
+		Stdout: prefixWriter("handler | "),
+		Stderr: prefixWriter("handler ! "),
+	}
+	startup, err := host.Start(ctx, 10*time.Second)
+	if err != nil {
+		return err
+	}
+	defer host.Stop(5 * time.Second)
+	fmt.Printf("handler answered the host's first probe %v after exec\n\n", startup.Round(100*time.Microsecond))
+
+	names, bodies, err := loadSamples()
+	if err != nil {
+		return err
+	}
+	fmt.Println("Playing one Event Hubs batch (dataType string, partition 0) holding:")
+	for i, n := range names {
+		fmt.Printf("  message %d: %-28s %6d bytes\n", i, n, len(bodies[i]))
+	}
+	batch := hostsim.Batch{
+		DataType: hostsim.DataTypeString, Bodies: bodies, PartitionID: "0", EventHub: "defender-export",
+		ConsumerGroup: "$Default", Namespace: "demo.servicebus.windows.net", FirstSequence: 1000, FirstOffset: 4096,
+		Enqueued: time.Now().UTC(), MethodName: "ForwardAlerts",
+	}
+	results, err := host.InvokeBatch(ctx, "ForwardAlerts", batch, 3)
+	if err != nil {
+		return err
+	}
+	for i, r := range results {
+		fmt.Printf("\ninvocation attempt %d: HTTP %d in %v\n", i+1, r.Status, r.Elapsed.Round(time.Millisecond))
+		for _, l := range r.Response.Logs {
+			fmt.Println("  log:", l)
+		}
+	}
+
+	fmt.Printf("\nThe HEC receiver got %d events:\n", hec.Count())
+	hec.Print()
+	last := results[len(results)-1]
+	if !last.Succeeded() {
+		return fmt.Errorf("the last invocation failed with HTTP %d", last.Status)
+	}
+	fmt.Println("\nThe not-JSON message is kept as a dead letter in Azurite (partition ~undecodable).")
+	return nil
+}
+
+func loadSamples() ([]string, [][]byte, error) {
+	entries, err := samples.ReadDir("samples")
+	if err != nil {
+		return nil, nil, err
+	}
+	var names []string
+	var bodies [][]byte
+	for _, e := range entries {
+		b, err := samples.ReadFile(path.Join("samples", e.Name()))
+		if err != nil {
+			return nil, nil, err
+		}
+		names = append(names, e.Name())
+		bodies = append(bodies, b)
+	}
+	return names, bodies, nil
+}
+
+// hecReceiver is a minimal Splunk HEC endpoint: it checks the token, takes gzip, splits the
+// concatenated envelopes and remembers them.
+type hecReceiver struct {
+	URL string
+	srv *http.Server
+	mu  sync.Mutex
+	evs []map[string]any
+}
+
+func newHECReceiver() *hecReceiver {
+	h := &hecReceiver{}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	h.URL = "http://" + ln.Addr().String()
+	h.srv = &http.Server{Handler: http.HandlerFunc(h.serve), ReadHeaderTimeout: 5 * time.Second}
+	go h.srv.Serve(ln)
+	return h
+}
+
+func (h *hecReceiver) serve(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Authorization") != "Splunk "+hecToken {
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = io.WriteString(w, `{"text":"Invalid authorization","code":3}`)
+		return
+	}
+	var body io.Reader = r.Body
+	if r.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(r.Body)
+		if err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		body = zr
+	}
+	dec := json.NewDecoder(body)
+	var got []map[string]any
+	for dec.More() {
+		var ev map[string]any
+		if err := dec.Decode(&ev); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = fmt.Fprintf(w, `{"text":"Invalid data format","code":6,"invalid-event-number":%d}`, len(got))
+			return
+		}
+		got = append(got, ev)
+	}
+	h.mu.Lock()
+	h.evs = append(h.evs, got...)
+	h.mu.Unlock()
+	_, _ = io.WriteString(w, `{"text":"Success","code":0}`)
+}
+
+func (h *hecReceiver) Count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.evs)
+}
+
+func (h *hecReceiver) Print() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, ev := range h.evs {
+		fields, _ := ev["fields"].(map[string]any)
+		var fs []string
+		for k, v := range fields {
+			fs = append(fs, fmt.Sprintf("%s=%v", k, v))
+		}
+		sort.Strings(fs)
+		t := "-"
+		if n, ok := ev["time"].(float64); ok {
+			t = time.UnixMilli(int64(n * 1000)).UTC().Format(time.RFC3339Nano)
+		}
+		evBytes, _ := json.Marshal(ev["event"])
+		fmt.Printf("  time=%s sourcetype=%v index=%v event=%d bytes\n      fields: %s\n", t, ev["sourcetype"], ev["index"], len(evBytes), strings.Join(fs, " "))
+	}
+}
+
+func (h *hecReceiver) Close() { _ = h.srv.Close() }
+
+func startAzurite(bin string) (int, func(), error) {
+	if _, err := os.Stat(bin); err != nil {
+		return 0, nil, fmt.Errorf("azurite not found at %s: ./build.sh run installs it", bin)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, nil, err
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	dir, err := os.MkdirTemp("", "demo-azurite-")
+	if err != nil {
+		return 0, nil, err
+	}
+	cmd := exec.Command(bin, "--tableHost", "127.0.0.1", "--tablePort", fmt.Sprint(port), "--location", dir,
+		"--skipApiVersionCheck", "--disableTelemetry", "--silent")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return 0, nil, err
+	}
+	stop := func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		_ = cmd.Wait()
+		_ = os.RemoveAll(dir)
+	}
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			c.Close()
+			return port, stop, nil
+		}
+	}
+	stop()
+	return 0, nil, fmt.Errorf("azurite did not start on port %d", port)
+}
+
+type prefixed struct {
+	prefix string
+	mu     sync.Mutex
+	buf    bytes.Buffer
+}
+
+func prefixWriter(p string) io.Writer { return &prefixed{prefix: p} }
+
+func (p *prefixed) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.buf.Write(b)
+	for {
+		line, err := p.buf.ReadString('\n')
+		if err != nil {
+			p.buf.WriteString(line)
+			return len(b), nil
+		}
+		fmt.Print(p.prefix + line)
+	}
+}

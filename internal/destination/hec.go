@@ -1,0 +1,48 @@
+package destination
+
+import (
+	"log/slog"
+
+	hecformat "github.com/defender-siem/forwarder/internal/format/hec"
+	"github.com/defender-siem/forwarder/internal/pipeline"
+	hecsink "github.com/defender-siem/forwarder/internal/sink/hec"
+)
+
+func buildHEC(r *reader, d *pipeline.Destination, log *slog.Logger) {
+	fc := hecformat.DefaultConfig()
+	fc.Index = r.str("Index", fc.Index)
+	fc.Source = r.str("Source", fc.Source)
+	fc.SourceType = r.str("SourceType", fc.SourceType)
+	fc.Host = r.str("Host", fc.Host)
+	r.check(fc.Validate())
+
+	sc := hecsink.DefaultConfig()
+	sc.URL = r.required("Url", "the HEC base URL, such as https://splunk.example.com:8088")
+	sc.Token = r.secret("Token")
+	if sc.Token == "" {
+		r.fail("Token", "missing: the HEC token (a Key Vault reference works)")
+	}
+	sc.TLS = readTLS(r)
+	sc.Gzip = r.boolean("Gzip", sc.Gzip)
+	sc.UseAck = r.boolean("UseAck", sc.UseAck)
+	sc.MaxBatchBytes = r.integer("MaxBatchBytes", sc.MaxBatchBytes, 1024, 64<<20)
+	sc.MaxBatchEvents = r.integer("MaxBatchEvents", sc.MaxBatchEvents, 1, 100000)
+	sc.MaxEventBytes = r.integer("MaxEventBytes", sc.MaxEventBytes, 1024, 1<<30)
+	sc.RequestTimeout = r.duration("RequestTimeout", sc.RequestTimeout)
+	sc.AckTimeout = r.duration("AckTimeout", sc.AckTimeout)
+	sc.AckPollInterval = r.duration("AckPollInterval", sc.AckPollInterval)
+	if len(r.errs) > 0 {
+		return
+	}
+	if err := sc.Validate(); err != nil {
+		r.check(err)
+		return
+	}
+	client, err := hecsink.New(sc, log)
+	if err != nil {
+		r.check(err)
+		return
+	}
+	d.Formatter = hecformat.New(fc)
+	d.Sink = client
+}

@@ -1,0 +1,153 @@
+package logrhythm
+
+import (
+	"bytes"
+	"encoding/json"
+	"unicode/utf8"
+)
+
+// appendKV writes `|k=v|k=v|`, the Open Collector's own output layout. Keys are fixed schema
+// names and values are scrubbed of `|`, so splitting on `|` and then on the first `=` gives
+// every field back.
+func appendKV(dst []byte, fields []field) []byte {
+	dst = append(dst, '|')
+	for _, f := range fields {
+		dst = append(dst, f.key...)
+		dst = append(dst, '=')
+		dst = append(dst, f.value...)
+		dst = append(dst, '|')
+	}
+	return dst
+}
+
+func (f *Formatter) appendJSON(dst []byte, fields []field) []byte {
+	dst = append(dst, '{')
+	first := true
+	comma := func() {
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+	}
+	whsdp := f.cfg.WHSDP
+	for _, fd := range fields {
+		// Keep whsdp in sorted position so that the whole object is in key order.
+		if whsdp && fd.key > "whsdp" {
+			comma()
+			dst = append(dst, `"whsdp":true`...)
+			whsdp = false
+		}
+		comma()
+		dst = appendJSONString(dst, fd.key)
+		dst = append(dst, ':')
+		if fd.number {
+			dst = append(dst, fd.value...)
+		} else {
+			dst = appendJSONString(dst, fd.value)
+		}
+	}
+	if whsdp {
+		comma()
+		dst = append(dst, `"whsdp":true`...)
+	}
+	return append(dst, '}')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString writes s as a JSON string. s is valid UTF-8 (scrubbed); only `"`, `\` and
+// control characters need escaping, and HTML characters are left alone so that the text
+// reads as Defender wrote it.
+func appendJSONString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		dst = append(dst, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			dst = append(dst, '\\', c)
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		case '\t':
+			dst = append(dst, '\\', 't')
+		default:
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		}
+		start = i + 1
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// originalMessage returns raw as compact JSON text with every `|` written as the JSON escape
+// \u007c, so the text carries no pipe yet still decodes to exactly what Defender wrote.
+// Invalid UTF-8 becomes \ufffd. Text that is not JSON is scrubbed like any other value.
+func originalMessage(raw []byte, max int) string {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return scrub(string(raw), max)
+	}
+	compact := buf.Bytes()
+	out := make([]byte, 0, len(compact)+16)
+	for i := 0; i < len(compact); {
+		c := compact[i]
+		if c == '|' {
+			out = append(out, `\u007c`...)
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			out = append(out, c)
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(compact[i:])
+		if r == utf8.RuneError && size == 1 {
+			out = append(out, `\ufffd`...)
+		} else {
+			out = append(out, compact[i:i+size]...)
+		}
+		i += size
+	}
+	if max > 0 && len(out) > max {
+		out = truncateJSONText(out, max)
+	}
+	return string(out)
+}
+
+// truncateJSONText cuts text to at most max bytes without splitting a character or a
+// backslash escape, so what is left still scrubs to itself.
+func truncateJSONText(text []byte, max int) []byte {
+	cut := max
+	for cut > 0 && !utf8.RuneStart(text[cut]) {
+		cut--
+	}
+	// Step back over a partial escape: find the last backslash run before cut.
+	for i := cut - 1; i >= 0 && i >= cut-6; i-- {
+		if text[i] != '\\' {
+			continue
+		}
+		run := 0
+		for j := i; j >= 0 && text[j] == '\\'; j-- {
+			run++
+		}
+		if run%2 == 0 {
+			break // an escaped backslash, complete
+		}
+		end := i + 2
+		if i+1 < len(text) && text[i+1] == 'u' {
+			end = i + 6
+		}
+		if end > cut {
+			cut = i
+		}
+		break
+	}
+	return text[:cut]
+}

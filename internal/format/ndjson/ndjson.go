@@ -1,0 +1,211 @@
+// Package ndjson renders a Defender for Cloud record as one line of JSON: the original record
+// compacted, or, when wrapped, the record under "record" beside a few metadata fields that
+// log intakes (Sumo Logic, Logz.io, any HTTPS collector) can index without parsing it.
+//
+// The output has no trailing newline: the transport joins lines. It is always valid UTF-8
+// and never holds a raw line break, so one record is always exactly one line.
+package ndjson
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"unicode/utf8"
+
+	"github.com/defender-siem/forwarder/internal/alert"
+	"github.com/defender-siem/forwarder/internal/format"
+)
+
+// Field names a metadata field the wrapper can carry.
+type Field string
+
+// The metadata fields, written in this order before "record".
+const (
+	FieldID             Field = "id"
+	FieldKind           Field = "kind"
+	FieldSeverity       Field = "severity"
+	FieldStatus         Field = "status"
+	FieldSubscriptionID Field = "subscription_id"
+	FieldResourceID     Field = "resource_id"
+	FieldTime           Field = "time"
+)
+
+// AllFields lists every metadata field in output order.
+var AllFields = []Field{FieldID, FieldKind, FieldSeverity, FieldStatus, FieldSubscriptionID, FieldResourceID, FieldTime}
+
+// Config holds the NDJSON settings.
+type Config struct {
+	// Wrap writes {"kind":…,…,"record":<original>} instead of the bare original record.
+	// Default false.
+	Wrap bool
+	// Fields are the metadata fields a wrapped line carries, in any order (written in
+	// AllFields order). Default kind, severity, subscription_id, time.
+	Fields []Field
+}
+
+// DefaultConfig returns the defaults: the bare record.
+func DefaultConfig() Config {
+	return Config{Fields: []Field{FieldKind, FieldSeverity, FieldSubscriptionID, FieldTime}}
+}
+
+// Validate reports every problem with the settings at once.
+func (c Config) Validate() error {
+	var errs []error
+	seen := map[Field]bool{}
+	for _, f := range c.Fields {
+		if !slices.Contains(AllFields, f) {
+			errs = append(errs, fmt.Errorf("ndjson: Fields: unknown field %q (allowed: %v)", f, AllFields))
+		}
+		if seen[f] {
+			errs = append(errs, fmt.Errorf("ndjson: Fields: %q listed twice", f))
+		}
+		seen[f] = true
+	}
+	return errors.Join(errs...)
+}
+
+// Formatter renders NDJSON lines. It is safe for concurrent use.
+type Formatter struct {
+	wrap   bool
+	fields []Field
+}
+
+var _ format.Formatter = (*Formatter)(nil)
+
+// New returns a Formatter for a valid cfg.
+func New(cfg Config) (*Formatter, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	f := &Formatter{wrap: cfg.Wrap}
+	for _, fd := range AllFields {
+		if slices.Contains(cfg.Fields, fd) {
+			f.fields = append(f.fields, fd)
+		}
+	}
+	return f, nil
+}
+
+// Format appends rec as one JSON line to dst. A record whose bytes are not JSON is carried
+// as a JSON string rather than refused, so that it still reaches the intake.
+func (f *Formatter) Format(dst []byte, rec *alert.Record) ([]byte, error) {
+	if rec == nil {
+		return dst, errors.New("ndjson: nil record")
+	}
+	if !f.wrap {
+		return appendRecord(dst, rec.Raw), nil
+	}
+	dst = append(dst, '{')
+	for _, fd := range f.fields {
+		v := f.value(fd, rec)
+		if v == "" {
+			continue
+		}
+		dst = appendString(dst, string(fd))
+		dst = append(dst, ':')
+		dst = appendString(dst, v)
+		dst = append(dst, ',')
+	}
+	dst = append(dst, `"record":`...)
+	dst = appendRecord(dst, rec.Raw)
+	return append(dst, '}'), nil
+}
+
+func (f *Formatter) value(fd Field, rec *alert.Record) string {
+	switch fd {
+	case FieldID:
+		return rec.ID
+	case FieldKind:
+		return string(rec.Kind)
+	case FieldSeverity:
+		return severityName(rec.Severity)
+	case FieldStatus:
+		return rec.Status
+	case FieldSubscriptionID:
+		return rec.SubscriptionID
+	case FieldResourceID:
+		return rec.ResourceID
+	case FieldTime:
+		if !rec.Time.IsZero() {
+			return rec.Time.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+		}
+	}
+	return ""
+}
+
+func severityName(s alert.Severity) string {
+	switch s {
+	case alert.SeverityInformational:
+		return "Informational"
+	case alert.SeverityLow:
+		return "Low"
+	case alert.SeverityMedium:
+		return "Medium"
+	case alert.SeverityHigh:
+		return "High"
+	}
+	return ""
+}
+
+// appendRecord writes raw compacted, with invalid UTF-8 inside strings replaced by \ufffd
+// (JSON only has bytes outside ASCII inside strings), or as a JSON string if it is not JSON.
+func appendRecord(dst []byte, raw []byte) []byte {
+	start := len(dst)
+	buf := bytes.NewBuffer(dst)
+	if err := json.Compact(buf, raw); err != nil || len(bytes.TrimSpace(raw)) == 0 {
+		return appendString(dst[:start], string(raw))
+	}
+	dst = buf.Bytes()
+	if utf8.Valid(dst[start:]) {
+		return dst
+	}
+	fixed := make([]byte, 0, len(dst)-start+16)
+	for i := start; i < len(dst); {
+		r, size := utf8.DecodeRune(dst[i:])
+		if r == utf8.RuneError && size == 1 {
+			fixed = append(fixed, `\ufffd`...)
+		} else {
+			fixed = append(fixed, dst[i:i+size]...)
+		}
+		i += size
+	}
+	return append(dst[:start], fixed...)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString writes s as a JSON string, invalid UTF-8 as \ufffd.
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && size == 1 {
+				dst = append(dst, `\ufffd`...)
+			} else {
+				dst = append(dst, s[i:i+size]...)
+			}
+			i += size
+			continue
+		}
+		switch {
+		case c == '"' || c == '\\':
+			dst = append(dst, '\\', c)
+		case c == '\n':
+			dst = append(dst, '\\', 'n')
+		case c == '\r':
+			dst = append(dst, '\\', 'r')
+		case c == '\t':
+			dst = append(dst, '\\', 't')
+		case c < 0x20:
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		default:
+			dst = append(dst, c)
+		}
+		i++
+	}
+	return append(dst, '"')
+}

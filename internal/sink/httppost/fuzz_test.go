@@ -1,0 +1,55 @@
+package httppost
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+)
+
+func FuzzRetryAfter(f *testing.F) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, s := range []string{"", "0", "120", "-1", "99999999999999999999", now.Add(time.Minute).Format(http.TimeFormat), "Mon, 02 Jan 2006"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		if d := retryAfter(v, now); d < 0 || d > maxRetryAfter {
+			t.Fatalf("retryAfter(%q) = %v, outside [0, %v]", v, d, maxRetryAfter)
+		}
+	})
+}
+
+func FuzzCleanSnippet(f *testing.F) {
+	for _, s := range []string{"", "<html>\r\n<body>502</body></html>", "\x00\xff\xfe", strings.Repeat("é", 300)} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s := cleanSnippet(b)
+		if !utf8.ValidString(s) || strings.ContainsAny(s, "\r\n\x00") {
+			t.Fatalf("cleanSnippet(%q) = %q", b, s)
+		}
+		if len(s) > len(": ")+200+len("…") {
+			t.Fatalf("snippet of %d bytes", len(s))
+		}
+	})
+}
+
+func FuzzRedactURL(f *testing.F) {
+	f.Add("LOGZIOTOKEN0123456789", "ZaVnC4dhaV1-MZMtRgtYk8YGvVQmaJ2yJxKJdn28eSaT9DXwMg", "Bearer abcdefgh")
+	f.Add("a b&c=d", "seg/with/slash", "x")
+	f.Fuzz(func(t *testing.T, token, code, header string) {
+		raw := "https://intake.example/receiver/" + url.PathEscape(code) + "?token=" + url.QueryEscape(token)
+		r := newRedactor(raw, map[string]string{"Authorization": header})
+		for _, secret := range []string{token, header} {
+			if len(strings.TrimSpace(secret)) >= 4 && strings.Contains(r.url, strings.TrimSpace(secret)) && !strings.Contains("https://intake.example/receiver/REDACTED?token=REDACTED", strings.TrimSpace(secret)) {
+				t.Fatalf("secret %q visible in %q", secret, r.url)
+			}
+		}
+		msg := r.String("echo " + token + " " + header)
+		if s := strings.TrimSpace(token); len(s) >= 4 && strings.Contains(msg, s) && !strings.Contains("echo REDACTED", s) {
+			t.Fatalf("token %q visible in %q", token, msg)
+		}
+	})
+}

@@ -1,0 +1,342 @@
+package testenv
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// RsyslogMessage is one message as the private rsyslog parsed it. Fields hold rsyslog's
+// properties by name (inputname, pri, syslogfacility, syslogseverity, protocol-version,
+// timereported, hostname, app-name, procid, msgid, structured-data, msg, rawmsg); SD is
+// mmpstrucdata's parse of the structured data ({"SD-ID": {"name": "value"}}), CEF is
+// mmnormalize's parse of a CEF payload (nil when the message carried none).
+type RsyslogMessage struct {
+	Fields map[string]string
+	SD     map[string]map[string]string
+	CEF    *RsyslogCEF
+	Line   []byte
+}
+
+// RsyslogCEF is liblognorm's CEF parse: the header fields and the decoded extension.
+type RsyslogCEF struct {
+	DeviceVendor, DeviceProduct, DeviceVersion, SignatureID, Name, Severity string
+	Extensions                                                              map[string]string
+}
+
+// Rsyslog is a private rsyslogd listening on loopback: one TCP port (octet counting and LF
+// framing), one TLS port (octet counting, anonymous client auth) and one UDP port.
+type Rsyslog struct {
+	TCPPort, TLSPort, UDPPort int
+
+	dir, conf, pidFile, out, caPEM string
+
+	mu  sync.Mutex
+	cmd *exec.Cmd
+}
+
+const rsyslogd = "/usr/sbin/rsyslogd"
+
+// StartRsyslog starts a private rsyslogd for the test and stops it when the test ends.
+func StartRsyslog(t testing.TB) *Rsyslog {
+	t.Helper()
+	if _, err := os.Stat(rsyslogd); err != nil {
+		missing(t, "rsyslogd (Debian rsyslog, rsyslog-gnutls)", rsyslogd)
+	}
+	dir := t.TempDir()
+	r := &Rsyslog{
+		TCPPort: FreePort(t), TLSPort: FreePort(t), UDPPort: freeUDPPort(t),
+		dir: dir, conf: filepath.Join(dir, "rsyslog.conf"), pidFile: filepath.Join(dir, "rsyslogd.pid"),
+		out: filepath.Join(dir, "messages.jsonl"), caPEM: filepath.Join(dir, "ca.pem"),
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "work"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeCerts(t, dir)
+	if err := os.WriteFile(filepath.Join(dir, "cef.rb"), []byte("version=2\nrule=:%cef:cef%\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(r.conf, []byte(r.config()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(rsyslogd, "-N1", "-f", r.conf).CombinedOutput(); err != nil {
+		t.Fatalf("testenv: rsyslogd -N1 rejected the generated config: %v\n%s", err, out)
+	}
+	r.Start(t)
+	t.Cleanup(r.Stop)
+	return r
+}
+
+func freeUDPPort(t testing.TB) int {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("testenv: free UDP port: %v", err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
+// TCPAddress, TLSAddress and UDPAddress are the inputs as sink addresses.
+func (r *Rsyslog) TCPAddress() string { return "tcp://127.0.0.1:" + strconv.Itoa(r.TCPPort) }
+
+// TLSAddress is the TLS input; its certificate names localhost and 127.0.0.1.
+func (r *Rsyslog) TLSAddress() string { return "tls://127.0.0.1:" + strconv.Itoa(r.TLSPort) }
+
+// UDPAddress is the UDP input.
+func (r *Rsyslog) UDPAddress() string { return "udp://127.0.0.1:" + strconv.Itoa(r.UDPPort) }
+
+// CAFile is the PEM file of the CA that signed the TLS input's certificate.
+func (r *Rsyslog) CAFile() string { return r.caPEM }
+
+func (r *Rsyslog) config() string {
+	p := func(name string) string { return filepath.Join(r.dir, name) }
+	return fmt.Sprintf(`global(
+  workDirectory="%[1]s"
+  maxMessageSize="4m"
+  parser.escapeControlCharactersOnReceive="off"
+  net.enableDNS="off"
+  defaultNetstreamDriverCAFile="%[2]s"
+  defaultNetstreamDriverCertFile="%[3]s"
+  defaultNetstreamDriverKeyFile="%[4]s"
+)
+module(load="imtcp" maxSessions="100")
+module(load="imudp")
+module(load="mmpstrucdata")
+module(load="mmnormalize")
+
+template(name="jsonl" type="list" option.jsonf="on") {
+  property(outname="inputname" name="inputname" format="jsonf")
+  property(outname="pri" name="pri" format="jsonf")
+  property(outname="syslogfacility" name="syslogfacility" format="jsonf")
+  property(outname="syslogseverity" name="syslogseverity" format="jsonf")
+  property(outname="protocol-version" name="protocol-version" format="jsonf")
+  property(outname="timereported" name="timereported" dateFormat="rfc3339" format="jsonf")
+  property(outname="hostname" name="hostname" format="jsonf")
+  property(outname="app-name" name="app-name" format="jsonf")
+  property(outname="procid" name="procid" format="jsonf")
+  property(outname="msgid" name="msgid" format="jsonf")
+  property(outname="structured-data" name="structured-data" format="jsonf")
+  property(outname="rfc5424-sd" name="$!rfc5424-sd" format="jsonf")
+  property(outname="cef" name="$!cef" format="jsonf")
+  property(outname="msg" name="msg" format="jsonf")
+  property(outname="rawmsg" name="rawmsg" format="jsonf")
+}
+
+ruleset(name="collect") {
+  action(type="mmpstrucdata" sd_name.lowercase="off")
+  set $.cefline = re_extract($rawmsg, "CEF:[0-9]+[|].*", 0, 0, "");
+  if $.cefline != "" then {
+    action(type="mmnormalize" rulebase="%[5]s" variable="$.cefline")
+  }
+  action(type="omfile" file="%[6]s" template="jsonl")
+}
+
+input(type="imtcp" port="%[7]d" address="127.0.0.1" name="tcp" ruleset="collect"
+      supportOctetCountedFraming="on")
+input(type="imtcp" port="%[8]d" address="127.0.0.1" name="tls" ruleset="collect"
+      streamDriver.name="gtls" streamDriver.mode="1" streamDriver.authMode="anon"
+      gnutlsPriorityString="NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2")
+input(type="imudp" port="%[9]d" address="127.0.0.1" name="udp" ruleset="collect")
+`, p("work"), r.caPEM, p("server.pem"), p("server.key"), p("cef.rb"), r.out, r.TCPPort, r.TLSPort, r.UDPPort)
+}
+
+// Start runs rsyslogd (again, after Stop) and waits until its TCP and TLS ports accept.
+func (r *Rsyslog) Start(t testing.TB) {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd != nil {
+		t.Fatalf("testenv: rsyslogd already running")
+	}
+	_ = os.Remove(r.pidFile)
+	cmd := exec.Command(rsyslogd, "-n", "-f", r.conf, "-i", r.pidFile)
+	var stderr bytes.Buffer
+	cmd.Stdout = &stderr
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("testenv: start rsyslogd: %v", err)
+	}
+	r.cmd = cmd
+	deadline := time.Now().Add(15 * time.Second)
+	for _, port := range []int{r.TCPPort, r.TLSPort} {
+		for {
+			c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), time.Second)
+			if err == nil {
+				c.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				r.stopLocked()
+				t.Fatalf("testenv: rsyslogd did not listen on %d: %v\n%s", port, err, stderr.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// Stop terminates the rsyslogd this Rsyslog started and waits for it to exit.
+func (r *Rsyslog) Stop() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stopLocked()
+}
+
+func (r *Rsyslog) stopLocked() {
+	if r.cmd == nil {
+		return
+	}
+	_ = r.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = r.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = r.cmd.Process.Kill()
+		<-done
+	}
+	r.cmd = nil
+}
+
+// Messages waits until the output holds at least n messages, or timeout passes, and
+// returns all of them decoded. It fails the test on timeout.
+func (r *Rsyslog) Messages(t testing.TB, n int, timeout time.Duration) []RsyslogMessage {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		msgs, err := r.read()
+		if err != nil {
+			t.Fatalf("testenv: rsyslog output: %v", err)
+		}
+		if len(msgs) >= n {
+			return msgs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("testenv: rsyslog wrote %d messages, want %d", len(msgs), n)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+func (r *Rsyslog) read() ([]RsyslogMessage, error) {
+	f, err := os.Open(r.out)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var msgs []RsyslogMessage
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 64<<20)
+	for sc.Scan() {
+		line := append([]byte(nil), sc.Bytes()...)
+		var raw map[string]any
+		if err := json.Unmarshal(line, &raw); err != nil {
+			// The last line may still be being written.
+			break
+		}
+		m := RsyslogMessage{Fields: map[string]string{}, Line: line}
+		for k, v := range raw {
+			switch v := v.(type) {
+			case string:
+				m.Fields[k] = v
+			case nil:
+			default:
+				b, _ := json.Marshal(v)
+				m.Fields[k] = string(b)
+			}
+		}
+		if sd := m.Fields["rfc5424-sd"]; sd != "" {
+			if err := json.Unmarshal([]byte(sd), &m.SD); err != nil {
+				return nil, fmt.Errorf("rfc5424-sd %q: %w", sd, err)
+			}
+		}
+		if c := m.Fields["cef"]; c != "" {
+			m.CEF = new(RsyslogCEF)
+			if err := json.Unmarshal([]byte(c), m.CEF); err != nil {
+				return nil, fmt.Errorf("cef %q: %w", c, err)
+			}
+		}
+		msgs = append(msgs, m)
+	}
+	return msgs, sc.Err()
+}
+
+// writeCerts writes a test CA (ca.pem) and a server certificate for localhost and 127.0.0.1
+// signed by it (server.pem, server.key).
+func writeCerts(t testing.TB, dir string) {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "testenv syslog CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, caCert, &srvKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(srvKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, block := range map[string]*pem.Block{
+		"ca.pem":     {Type: "CERTIFICATE", Bytes: caDER},
+		"server.pem": {Type: "CERTIFICATE", Bytes: srvDER},
+		"server.key": {Type: "EC PRIVATE KEY", Bytes: keyDER},
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(block), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// WrongCAFile writes a CA that did not sign the receiver's certificate, for tests of a
+// failing verification.
+func WrongCAFile(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	writeCerts(t, dir)
+	return filepath.Join(dir, "ca.pem")
+}
