@@ -1,0 +1,267 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/defender-siem/forwarder/internal/alert"
+	"github.com/defender-siem/forwarder/internal/deadletter"
+	"github.com/defender-siem/forwarder/internal/hostproto"
+	"github.com/defender-siem/forwarder/internal/retry"
+	"github.com/defender-siem/forwarder/internal/sink"
+)
+
+// kindFormatter renders "<kind>:<id>" and refuses records whose id says so.
+type kindFormatter struct{}
+
+func (kindFormatter) Format(dst []byte, rec *alert.Record) ([]byte, error) {
+	if strings.Contains(rec.ID, "unformattable") {
+		return dst, errors.New("cannot render")
+	}
+	return append(dst, string(rec.Kind)+":"+rec.ID...), nil
+}
+
+// scriptedSink answers each payload by what its text asks for: "perm" is refused for good,
+// "flaky<n>" fails n times and then succeeds, "down" always fails; it records deliveries.
+type scriptedSink struct {
+	mu        sync.Mutex
+	seen      map[string]int
+	delivered []string
+	calls     int
+}
+
+func (s *scriptedSink) Send(_ context.Context, payloads [][]byte) []error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls++
+	if s.seen == nil {
+		s.seen = map[string]int{}
+	}
+	errs := make([]error, len(payloads))
+	for i, p := range payloads {
+		txt := string(p)
+		s.seen[txt]++
+		switch {
+		case strings.Contains(txt, "perm"):
+			errs[i] = sink.Permanent(sink.ReasonRejected, errors.New("400 bad event"))
+		case strings.Contains(txt, "down"):
+			errs[i] = sink.Retryable(sink.ReasonUnreachable, 0, errors.New("connection refused secret-token-123"))
+		case strings.Contains(txt, "flaky") && s.seen[txt] <= 2:
+			errs[i] = sink.Retryable(sink.ReasonThrottled, 0, errors.New("503 busy"))
+		default:
+			s.delivered = append(s.delivered, txt)
+		}
+	}
+	return errs
+}
+
+func (s *scriptedSink) Close() error { return nil }
+
+type memStore struct {
+	mu      sync.Mutex
+	letters map[string]deadletter.Letter
+	fail    bool
+}
+
+func (m *memStore) Put(_ context.Context, ls []deadletter.Letter) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fail {
+		return errors.New("storage unreachable")
+	}
+	if m.letters == nil {
+		m.letters = map[string]deadletter.Letter{}
+	}
+	for _, l := range ls {
+		id := l.ID
+		if id == "" {
+			id = deadletter.RowKey(l.Coordinates)
+		}
+		m.letters[l.Destination+"/"+id] = l
+	}
+	return nil
+}
+
+func fastRetry() retry.Policy {
+	return retry.Policy{InitialInterval: time.Millisecond, MaxInterval: 5 * time.Millisecond, Multiplier: 2, MaxAttempts: 5, AttemptTimeout: time.Second}
+}
+
+func batchOf(bodies ...string) hostproto.Batch {
+	b := hostproto.Batch{Partition: hostproto.PartitionContext{PartitionID: "4"}}
+	for i, body := range bodies {
+		b.Events = append(b.Events, hostproto.Event{Body: []byte(body), HasCoordinates: true, SequenceNumber: int64(100 + i),
+			EnqueuedTime: time.Date(2026, 1, 1, 0, 0, i, 0, time.UTC)})
+	}
+	return b
+}
+
+func alertBody(id, severity string) string {
+	return fmt.Sprintf(`{"SystemAlertId":%q,"AlertType":"T","Severity":%q,"AlertDisplayName":"x","AzureResourceSubscriptionId":"sub-a"}`, id, severity)
+}
+
+func TestProcessOutcomes(t *testing.T) {
+	tests := []struct {
+		name          string
+		bodies        []string
+		storeFails    bool
+		wantDelivered int
+		wantLetters   map[string]sink.Reason // "<destination>/<reason>" counts via reason per letter id suffix
+		wantErr       bool
+	}{
+		{name: "all delivered", bodies: []string{alertBody("a1", "High"), alertBody("a2", "Low")}, wantDelivered: 2},
+		{name: "flaky receiver recovers within the retries", bodies: []string{alertBody("flaky1", "High")}, wantDelivered: 1},
+		{name: "permanent refusal is dead-lettered at once", bodies: []string{alertBody("perm1", "High"), alertBody("ok", "High")}, wantDelivered: 1,
+			wantLetters: map[string]sink.Reason{"perm1": sink.ReasonRejected}},
+		{name: "receiver down: dead letters after the retries", bodies: []string{alertBody("down1", "High")}, wantDelivered: 0,
+			wantLetters: map[string]sink.Reason{"down1": sink.ReasonUnreachable}},
+		{name: "unformattable record", bodies: []string{alertBody("unformattable1", "High")},
+			wantLetters: map[string]sink.Reason{"unformattable1": sink.ReasonUnformattable}},
+		{name: "undecodable message", bodies: []string{`{"SystemAlertId":`, alertBody("ok", "High")}, wantDelivered: 1,
+			wantLetters: map[string]sink.Reason{"": sink.ReasonUndecodable}},
+		{name: "store down: the invocation fails", bodies: []string{alertBody("down1", "High")}, storeFails: true, wantErr: true},
+		{name: "store down but nothing to store", bodies: []string{alertBody("a1", "High")}, storeFails: true, wantDelivered: 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sk := &scriptedSink{}
+			store := &memStore{fail: tc.storeFails}
+			p := New([]Destination{{Name: "siem", Formatter: kindFormatter{}, Sink: sk, Retry: fastRetry()}},
+				Options{Store: store, Scrub: func(s string) string { return strings.ReplaceAll(s, "secret-token-123", "[REDACTED]") }})
+			rep := p.Process(context.Background(), batchOf(tc.bodies...), time.Now().Add(time.Minute))
+			if (rep.Err != nil) != tc.wantErr {
+				t.Fatalf("Err = %v, want error %v", rep.Err, tc.wantErr)
+			}
+			if got := rep.Destinations[0].Delivered; got != tc.wantDelivered {
+				t.Errorf("delivered %d, want %d", got, tc.wantDelivered)
+			}
+			if tc.wantErr {
+				return
+			}
+			if len(store.letters) != len(tc.wantLetters) {
+				t.Fatalf("letters %v, want %v", store.letters, tc.wantLetters)
+			}
+			for _, l := range store.letters {
+				want, ok := tc.wantLetters[l.AlertID]
+				if !ok || l.Reason != want {
+					t.Errorf("letter for %q reason %s; want %v", l.AlertID, l.Reason, tc.wantLetters)
+				}
+				if strings.Contains(l.Error, "secret-token-123") {
+					t.Errorf("secret in letter error: %s", l.Error)
+				}
+				if len(l.Payload) == 0 || l.Coordinates.Partition != "4" || l.Coordinates.SequenceNumber < 100 {
+					t.Errorf("letter lacks payload or coordinates: %+v", l)
+				}
+			}
+			// Accounting: every (record, destination) pair is delivered or stored, once.
+			routed := rep.Destinations[0].Taken
+			if rep.Destinations[0].Delivered+rep.Destinations[0].DeadLettered != routed {
+				t.Errorf("delivered %d + dead-lettered %d != taken %d", rep.Destinations[0].Delivered, rep.Destinations[0].DeadLettered, routed)
+			}
+		})
+	}
+}
+
+// A destination that never answers in time must not hold the others: each runs on its own.
+func TestProcessDestinationsAreIndependent(t *testing.T) {
+	ok := &scriptedSink{}
+	slow := &blockingSink{}
+	store := &memStore{}
+	p := New([]Destination{
+		{Name: "slow", Formatter: kindFormatter{}, Sink: slow, Retry: fastRetry()},
+		{Name: "ok", Formatter: kindFormatter{}, Sink: ok, Retry: fastRetry()},
+	}, Options{Store: store})
+	start := time.Now()
+	rep := p.Process(context.Background(), batchOf(alertBody("a1", "High")), time.Now().Add(300*time.Millisecond))
+	if rep.Err != nil {
+		t.Fatal(rep.Err)
+	}
+	if len(ok.delivered) != 1 {
+		t.Errorf("fast destination delivered %v", ok.delivered)
+	}
+	if len(store.letters) != 1 {
+		t.Fatalf("letters: %v", store.letters)
+	}
+	for _, l := range store.letters {
+		if l.Destination != "slow" || l.Reason != sink.ReasonTimeout {
+			t.Errorf("letter %s/%s, want slow/timeout", l.Destination, l.Reason)
+		}
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Errorf("the slow destination held the invocation past its delivery deadline")
+	}
+}
+
+type blockingSink struct{}
+
+func (blockingSink) Send(ctx context.Context, payloads [][]byte) []error {
+	<-ctx.Done()
+	errs := make([]error, len(payloads))
+	for i := range errs {
+		errs[i] = sink.Retryable(sink.ReasonTimeout, 0, ctx.Err())
+	}
+	return errs
+}
+func (blockingSink) Close() error { return nil }
+
+func TestProcessFiltersAndUnrouted(t *testing.T) {
+	sk := &scriptedSink{}
+	p := New([]Destination{{Name: "high-only", Formatter: kindFormatter{}, Sink: sk, Retry: fastRetry(),
+		Filter: Filter{Kinds: []alert.Kind{alert.KindAlert}, MinSeverity: alert.SeverityHigh}}}, Options{Store: &memStore{}})
+	rep := p.Process(context.Background(), batchOf(alertBody("h", "High"), alertBody("l", "Low"), `{"id":"/x","type":"Microsoft.Security/secureScores"}`), time.Now().Add(time.Minute))
+	if rep.Err != nil {
+		t.Fatal(rep.Err)
+	}
+	if len(sk.delivered) != 1 || !strings.HasSuffix(sk.delivered[0], ":h") {
+		t.Errorf("delivered %v, want only the high alert", sk.delivered)
+	}
+	if rep.Unrouted != 2 {
+		t.Errorf("unrouted %d, want 2", rep.Unrouted)
+	}
+}
+
+func TestProcessWithoutStoreFailsOnUndelivered(t *testing.T) {
+	p := New([]Destination{{Name: "siem", Formatter: kindFormatter{}, Sink: &scriptedSink{}, Retry: fastRetry()}}, Options{})
+	rep := p.Process(context.Background(), batchOf(alertBody("perm", "High")), time.Now().Add(time.Minute))
+	if rep.Err == nil {
+		t.Fatal("an undelivered record with no store must fail the invocation")
+	}
+}
+
+// Retries send only what is still pending, never what was already accepted.
+func TestProcessResendsOnlyPending(t *testing.T) {
+	sk := &scriptedSink{}
+	p := New([]Destination{{Name: "siem", Formatter: kindFormatter{}, Sink: sk, Retry: fastRetry()}}, Options{Store: &memStore{}})
+	rep := p.Process(context.Background(), batchOf(alertBody("flaky", "High"), alertBody("fine", "High")), time.Now().Add(time.Minute))
+	if rep.Err != nil {
+		t.Fatal(rep.Err)
+	}
+	if sk.seen["alert:fine"] != 1 {
+		t.Errorf("accepted record sent %d times", sk.seen["alert:fine"])
+	}
+	if sk.seen["alert:flaky"] != 3 || len(sk.delivered) != 2 {
+		t.Errorf("flaky sent %d times, delivered %v", sk.seen["alert:flaky"], sk.delivered)
+	}
+}
+
+// Without coordinates two different messages must still get different dead-letter ids.
+func TestLetterIDsWithoutCoordinates(t *testing.T) {
+	store := &memStore{}
+	p := New([]Destination{{Name: "siem", Formatter: kindFormatter{}, Sink: &scriptedSink{}, Retry: fastRetry()}}, Options{Store: store})
+	b := batchOf(alertBody("perm-a", "High"), alertBody("perm-b", "High"))
+	for i := range b.Events {
+		b.Events[i].HasCoordinates = false
+		b.Events[i].SequenceNumber = 0
+		b.Events[i].EnqueuedTime = time.Time{}
+	}
+	if rep := p.Process(context.Background(), b, time.Now().Add(time.Minute)); rep.Err != nil {
+		t.Fatal(rep.Err)
+	}
+	if len(store.letters) != 2 {
+		t.Errorf("got %d letters, want 2 distinct", len(store.letters))
+	}
+}
