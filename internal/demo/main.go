@@ -7,15 +7,12 @@ package main
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"embed"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path"
@@ -25,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/defender-siem/forwarder/internal/hecrecv"
 	"github.com/defender-siem/forwarder/internal/hostsim"
 )
 
@@ -55,7 +53,10 @@ func run(handler, appDir, azuriteBin string) error {
 	storage := fmt.Sprintf("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;TableEndpoint=http://127.0.0.1:%d/devstoreaccount1;", tablePort)
 	fmt.Printf("Azurite Table service on 127.0.0.1:%d\n", tablePort)
 
-	hec := newHECReceiver()
+	hec, err := hecrecv.Start(hecToken)
+	if err != nil {
+		return err
+	}
 	defer hec.Close()
 	fmt.Printf("Splunk HEC receiver on %s\n\n", hec.URL)
 
@@ -107,7 +108,7 @@ func run(handler, appDir, azuriteBin string) error {
 	}
 
 	fmt.Printf("\nThe HEC receiver got %d events:\n", hec.Count())
-	hec.Print()
+	printEvents(hec.Events())
 	last := results[len(results)-1]
 	if !last.Succeeded() {
 		return fmt.Errorf("the last invocation failed with HTTP %d", last.Status)
@@ -134,85 +135,22 @@ func loadSamples() ([]string, [][]byte, error) {
 	return names, bodies, nil
 }
 
-// hecReceiver is a minimal Splunk HEC endpoint: it checks the token, takes gzip, splits the
-// concatenated envelopes and remembers them.
-type hecReceiver struct {
-	URL string
-	srv *http.Server
-	mu  sync.Mutex
-	evs []map[string]any
-}
-
-func newHECReceiver() *hecReceiver {
-	h := &hecReceiver{}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	h.URL = "http://" + ln.Addr().String()
-	h.srv = &http.Server{Handler: http.HandlerFunc(h.serve), ReadHeaderTimeout: 5 * time.Second}
-	go h.srv.Serve(ln)
-	return h
-}
-
-func (h *hecReceiver) serve(w http.ResponseWriter, r *http.Request) {
-	if r.Header.Get("Authorization") != "Splunk "+hecToken {
-		w.WriteHeader(http.StatusUnauthorized)
-		_, _ = io.WriteString(w, `{"text":"Invalid authorization","code":3}`)
-		return
-	}
-	var body io.Reader = r.Body
-	if r.Header.Get("Content-Encoding") == "gzip" {
-		zr, err := gzip.NewReader(r.Body)
-		if err != nil {
-			w.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		body = zr
-	}
-	dec := json.NewDecoder(body)
-	var got []map[string]any
-	for dec.More() {
-		var ev map[string]any
-		if err := dec.Decode(&ev); err != nil {
-			w.WriteHeader(http.StatusBadRequest)
-			_, _ = fmt.Fprintf(w, `{"text":"Invalid data format","code":6,"invalid-event-number":%d}`, len(got))
-			return
-		}
-		got = append(got, ev)
-	}
-	h.mu.Lock()
-	h.evs = append(h.evs, got...)
-	h.mu.Unlock()
-	_, _ = io.WriteString(w, `{"text":"Success","code":0}`)
-}
-
-func (h *hecReceiver) Count() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.evs)
-}
-
-func (h *hecReceiver) Print() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, ev := range h.evs {
-		fields, _ := ev["fields"].(map[string]any)
+// printEvents shows what a Splunk admin would check first: time, sourcetype, index and the
+// indexed fields of every event.
+func printEvents(evs []hecrecv.Event) {
+	for _, ev := range evs {
 		var fs []string
-		for k, v := range fields {
+		for k, v := range ev.Fields {
 			fs = append(fs, fmt.Sprintf("%s=%v", k, v))
 		}
 		sort.Strings(fs)
 		t := "-"
-		if n, ok := ev["time"].(float64); ok {
-			t = time.UnixMilli(int64(n * 1000)).UTC().Format(time.RFC3339Nano)
+		if ev.Time != nil {
+			t = time.UnixMilli(int64(*ev.Time * 1000)).UTC().Format(time.RFC3339Nano)
 		}
-		evBytes, _ := json.Marshal(ev["event"])
-		fmt.Printf("  time=%s sourcetype=%v index=%v event=%d bytes\n      fields: %s\n", t, ev["sourcetype"], ev["index"], len(evBytes), strings.Join(fs, " "))
+		fmt.Printf("  time=%s sourcetype=%s index=%s event=%d bytes\n      fields: %s\n", t, ev.SourceType, ev.Index, len(ev.Event), strings.Join(fs, " "))
 	}
 }
-
-func (h *hecReceiver) Close() { _ = h.srv.Close() }
 
 func startAzurite(bin string) (int, func(), error) {
 	if _, err := os.Stat(bin); err != nil {
