@@ -126,7 +126,7 @@ func serve(cfg *config.Config, a *app, stderr io.Writer) int {
 	baseCtx, cancelBase := context.WithCancel(context.Background())
 	defer cancelBase()
 	srv := &http.Server{
-		Handler:           server.New(a.pipeline, server.Options{FunctionTimeout: cfg.FunctionTimeout, MaxRequestBytes: cfg.MaxRequestBytes, Logger: a.log}),
+		Handler:           server.New(a.pipeline, ops{a}, server.Options{FunctionTimeout: cfg.FunctionTimeout, MaxRequestBytes: cfg.MaxRequestBytes, Logger: a.log}),
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return baseCtx },
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),

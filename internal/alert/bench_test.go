@@ -9,6 +9,8 @@ func benchParse(b *testing.B, file string) {
 	raw := readTestdata(b, file)
 	b.SetBytes(int64(len(raw)))
 	b.ReportAllocs()
+	cpu := startCPU()
+	defer cpu.report(b)
 	for b.Loop() {
 		if _, err := Parse(raw, 0); err != nil {
 			b.Fatal(err)
@@ -45,6 +47,8 @@ func BenchmarkSplit100(b *testing.B) {
 	msg := hundredRecords(b)
 	b.SetBytes(int64(len(msg)))
 	b.ReportAllocs()
+	cpu := startCPU()
+	defer cpu.report(b)
 	for b.Loop() {
 		recs, err := Split(msg)
 		if err != nil || len(recs) != 100 {
@@ -57,6 +61,8 @@ func BenchmarkParseMessage100(b *testing.B) {
 	msg := hundredRecords(b)
 	b.SetBytes(int64(len(msg)))
 	b.ReportAllocs()
+	cpu := startCPU()
+	defer cpu.report(b)
 	for b.Loop() {
 		recs, err := ParseMessage(msg)
 		if err != nil || len(recs) != 100 {

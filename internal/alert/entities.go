@@ -2,10 +2,10 @@ package alert
 
 import (
 	"encoding/json"
-	"maps"
 	"slices"
 	"sort"
 	"strings"
+	"unicode/utf8"
 )
 
 // Entities use .NET reference handling: an object carrying "$id":"N" may be referred to
@@ -13,15 +13,16 @@ import (
 // several alerts), point at ids that are not there, and nothing stops a hostile record from
 // building cycles or reference chains that multiply on expansion. So a reference resolves to
 // the nearest object with that id that precedes it in the document (else the last one after
-// it); a reference to a missing id, or one that would make the structure contain itself, or
-// one met after the expansion budget is spent, is kept as written.
+// it), and the referenced object is shared, not copied. A reference is kept as written when
+// its id is missing, when resolving it would make an object contain itself, or when it would
+// take the expanded size of the entities (what a walk or an encoder visits) past a budget.
 
 // maxEntityDepth bounds how deep entity values are decoded into Go values; anything deeper
 // is kept as its compact JSON text in a json.RawMessage, which re-encodes unchanged.
 const maxEntityDepth = 64
 
-// expandBudget bounds the work spent resolving references in one alert, far above what a
-// real alert needs (a few hundred nodes).
+// expandBudget bounds the expanded size, in JSON values, of one alert's entities: far above
+// what a real alert needs (a few thousand), far below what would stall an encoder.
 const expandBudget = 1 << 17
 
 // refNode is a {"$ref":…} object awaiting resolution.
@@ -31,18 +32,19 @@ type refNode struct {
 	target int // index in entityDecoder.objs, or -1
 }
 
-// idObj is an object that carries an "$id", so that expansion knows which objects it is
-// inside of and can refuse references back to them.
+// idObj is an object that carries an "$id".
 type idObj struct {
-	m   map[string]any
-	idx int
+	m     map[string]any
+	state int8 // 0 unresolved, 1 resolving, 2 resolved
+	size  int  // expanded size once resolved
 }
 
 type entityDecoder struct {
+	src     string // the entities' JSON text; decoded strings are slices of it
 	objs    []*idObj
 	defs    map[string]int
 	pending []*refNode
-	budget  int
+	total   int // expanded size linked so far, against expandBudget
 }
 
 // parseEntities decodes an Entities value: a JSON array, or a string holding one.
@@ -53,7 +55,9 @@ func parseEntities(v []byte) []Entity {
 	if len(v) == 0 || v[0] != '[' {
 		return nil
 	}
-	d := &entityDecoder{defs: map[string]int{}, budget: expandBudget}
+	// One string for the whole list, so that keys and values without escapes are slices of
+	// it instead of one allocation each.
+	d := &entityDecoder{src: string(v), defs: map[string]int{}}
 	list, _ := d.decode(v, 0, 0)
 	items, _ := list.([]any)
 	for _, r := range d.pending {
@@ -61,20 +65,46 @@ func parseEntities(v []byte) []Entity {
 			r.target = t
 		}
 	}
-	var out []Entity
+	out := make([]Entity, 0, len(items))
 	for _, it := range items {
-		x, _ := d.expand(it, nil)
+		x, n := d.resolve(it)
+		d.total += n
 		m, ok := x.(map[string]any)
 		if !ok {
 			continue
 		}
 		out = append(out, Entity{Type: strings.ToLower(stringField(m, "Type")), Fields: m})
 	}
+	if len(out) == 0 {
+		return nil
+	}
 	return out
 }
 
+// str returns the decoded JSON string d[i:end] (quotes included).
+func (dec *entityDecoder) str(d []byte, i, end int, esc bool) string {
+	if !esc && end-i >= 2 {
+		content := d[i+1 : end-1]
+		if isASCII(content) || utf8.Valid(content) {
+			return dec.src[i+1 : end-1]
+		}
+	}
+	s, _ := decodeString(d[i:end])
+	return s
+}
+
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
 // decode turns the well-formed JSON value at d[i] into Go values (map[string]any, []any,
-// string, json.Number, bool, nil) in one pass and returns the index past it.
+// string, json.Number, bool, nil, and the private idObj and refNode until resolution) in
+// one pass, and returns the index past it.
 func (dec *entityDecoder) decode(d []byte, i, depth int) (any, int) {
 	i = skipWS(d, i)
 	if i >= len(d) {
@@ -85,18 +115,16 @@ func (dec *entityDecoder) decode(d []byte, i, depth int) (any, int) {
 		if err != nil {
 			return nil, len(d)
 		}
-		var buf strings.Builder
-		_ = compactTo(&buf, d[i:end])
-		return json.RawMessage(buf.String()), end
+		out, _ := appendCompact(make([]byte, 0, end-i), d[i:end])
+		return json.RawMessage(out), end
 	}
 	switch c := d[i]; c {
 	case '"':
-		end, _, err := skipString(d, i)
+		end, esc, err := skipString(d, i)
 		if err != nil {
 			return nil, len(d)
 		}
-		s, _ := decodeString(d[i:end])
-		return s, end
+		return dec.str(d, i, end, esc), end
 	case '{':
 		return dec.object(d, i, depth)
 	case '[':
@@ -127,7 +155,7 @@ func (dec *entityDecoder) decode(d []byte, i, depth int) (any, int) {
 		if err != nil {
 			return nil, len(d)
 		}
-		return json.Number(d[i:end]), end
+		return json.Number(dec.src[i:end]), end
 	}
 }
 
@@ -144,18 +172,16 @@ func (dec *entityDecoder) object(d []byte, i, depth int) (any, int) {
 		if err != nil {
 			return m, len(d)
 		}
-		rawKey := d[i+1 : ke-1]
-		k := decodeKey(rawKey, esc)
+		k := dec.str(d, i, ke, esc)
 		i = skipWS(d, ke) + 1 // past the colon
-		vs := skipWS(d, i)
 		var v any
-		v, i = dec.decode(d, vs, depth+1)
+		v, i = dec.decode(d, i, depth+1)
 		m[k] = v
-		if s, ok := v.(string); ok {
-			switch fieldOf(rawKey, esc) {
-			case fDollarRef:
+		if s, ok := v.(string); ok && len(k) >= 3 && k[0] == '$' {
+			switch {
+			case strings.EqualFold(k, "$ref"):
 				refKey, refID, isRef = k, s, true
-			case fDollarID:
+			case strings.EqualFold(k, "$id"):
 				id, hasID = s, true
 			}
 		}
@@ -176,67 +202,77 @@ func (dec *entityDecoder) object(d []byte, i, depth int) (any, int) {
 		return r, end
 	}
 	if hasID {
-		o := &idObj{m: m, idx: len(dec.objs)}
+		o := &idObj{m: m}
 		dec.objs = append(dec.objs, o)
-		dec.defs[id] = o.idx
+		dec.defs[id] = len(dec.objs) - 1
 		return o, end
 	}
 	return m, end
 }
 
-// expand returns v with references resolved, copying only the maps and slices on the way to
-// a reference, and reports whether the result differs from v.
-func (dec *entityDecoder) expand(v any, inside []int) (any, bool) {
-	dec.budget--
+// resolve replaces, in place, every idObj and refNode inside v by the map it stands for and
+// returns v's replacement with its expanded size. Links only ever point at fully resolved
+// objects, which never gain links afterwards, so the result has no cycles.
+func (dec *entityDecoder) resolve(v any) (any, int) {
 	switch x := v.(type) {
 	case map[string]any:
-		var out map[string]any
+		n := 1
 		for k, c := range x {
-			if nc, changed := dec.expand(c, inside); changed {
-				if out == nil {
-					out = maps.Clone(x)
-				}
-				out[k] = nc
+			switch c.(type) {
+			case map[string]any, []any:
+				// Resolved in place: the map or slice itself stays.
+				_, cn := dec.resolve(c)
+				n += cn
+			case *idObj, *refNode:
+				nc, cn := dec.resolve(c)
+				x[k] = nc
+				n += cn
+			default:
+				n++
 			}
 		}
-		if out == nil {
-			return x, false
-		}
-		return out, true
+		return x, n
 	case []any:
-		var out []any
+		n := 1
 		for i, c := range x {
-			if nc, changed := dec.expand(c, inside); changed {
-				if out == nil {
-					out = slices.Clone(x)
-				}
-				out[i] = nc
+			switch c.(type) {
+			case map[string]any, []any:
+				_, cn := dec.resolve(c)
+				n += cn
+			case *idObj, *refNode:
+				nc, cn := dec.resolve(c)
+				x[i] = nc
+				n += cn
+			default:
+				n++
 			}
 		}
-		if out == nil {
-			return x, false
-		}
-		return out, true
+		return x, n
 	case *idObj:
-		m, _ := dec.expand(x.m, append(inside, x.idx))
-		return m, true
-	case *refNode:
-		if x.target < 0 || dec.budget <= 0 || slices.Contains(inside, x.target) {
-			return map[string]any{x.key: x.id}, true
+		if x.state == 0 {
+			x.state = 1
+			_, x.size = dec.resolve(x.m)
+			x.state = 2
 		}
-		return dec.expand(dec.objs[x.target], inside)
+		return x.m, x.size
+	case *refNode:
+		kept := map[string]any{x.key: x.id}
+		if x.target < 0 {
+			return kept, 2
+		}
+		t := dec.objs[x.target]
+		if t.state == 0 {
+			t.state = 1
+			_, t.size = dec.resolve(t.m)
+			t.state = 2
+		}
+		if t.state != 2 || dec.total+t.size > expandBudget {
+			return kept, 2
+		}
+		dec.total += t.size
+		return t.m, t.size
 	}
-	return v, false
-}
-
-func compactTo(b *strings.Builder, raw []byte) error {
-	var buf = make([]byte, 0, len(raw))
-	out, err := appendCompact(buf, raw)
-	if err != nil {
-		return err
-	}
-	b.Write(out)
-	return nil
+	return v, 1
 }
 
 // appendCompact appends raw (well-formed JSON) without insignificant whitespace.

@@ -133,6 +133,21 @@ var fieldIndex = map[string]int{
 // maxFieldName is the longest name in fieldIndex; longer keys cannot match.
 const maxFieldName = 32
 
+type fieldName struct {
+	lower string
+	id    int
+}
+
+// fieldsByLen groups fieldIndex by name length, so that a key is compared with the few names
+// of its length instead of being lower-cased and hashed.
+var fieldsByLen = func() [maxFieldName + 1][]fieldName {
+	var t [maxFieldName + 1][]fieldName
+	for name, id := range fieldIndex {
+		t[len(name)] = append(t[len(name)], fieldName{name, id})
+	}
+	return t
+}()
+
 // fieldOf returns the field id of an object key given as eachMember passes it, or -1.
 func fieldOf(raw []byte, esc bool) int {
 	if esc {
@@ -141,18 +156,27 @@ func fieldOf(raw []byte, esc bool) int {
 	if len(raw) > maxFieldName {
 		return -1
 	}
-	var buf [maxFieldName]byte
-	for i, c := range raw {
+	for _, f := range fieldsByLen[len(raw)] {
+		if equalFoldLower(raw, f.lower) {
+			return f.id
+		}
+	}
+	return -1
+}
+
+// equalFoldLower reports whether b equals the lower-case ASCII name lower, ignoring the
+// case of ASCII letters in b.
+func equalFoldLower(b []byte, lower string) bool {
+	for i := 0; i < len(b); i++ {
+		c := b[i]
 		if c >= 'A' && c <= 'Z' {
 			c += 'a' - 'A'
 		}
-		buf[i] = c
+		if c != lower[i] {
+			return false
+		}
 	}
-	id, ok := fieldIndex[string(buf[:len(raw)])]
-	if !ok {
-		return -1
-	}
-	return id
+	return true
 }
 
 // fieldSet holds the raw value of every wanted member of one object; a later member with the

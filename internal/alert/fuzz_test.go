@@ -93,3 +93,20 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeString checks the string decoder against encoding/json.
+func FuzzDecodeString(f *testing.F) {
+	for _, s := range decodeStringCases {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, content []byte) {
+		val := append(append([]byte{'"'}, content...), '"')
+		var want string
+		if json.Unmarshal(val, &want) != nil {
+			return
+		}
+		if got, ok := decodeString(val); !ok || got != want {
+			t.Fatalf("decodeString(%q) = %q, %v; encoding/json says %q", val, got, ok, want)
+		}
+	})
+}

@@ -1,9 +1,11 @@
 package alert
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -141,7 +143,15 @@ func skipString(d []byte, i int) (int, bool, error) {
 	start := i
 	esc := false
 	i++
-	for i < len(d) {
+	for {
+		// Eight bytes at a time while none of them is a quote, a backslash or a control
+		// character: most of a record is plain string content.
+		for i+8 <= len(d) && !wordSpecial(binary.LittleEndian.Uint64(d[i:])) {
+			i += 8
+		}
+		if i >= len(d) {
+			return i, esc, syntaxErr(start, "unterminated string")
+		}
 		c := d[i]
 		switch {
 		case c == '"':
@@ -172,7 +182,23 @@ func skipString(d []byte, i int) (int, bool, error) {
 			i++
 		}
 	}
-	return i, esc, syntaxErr(start, "unterminated string")
+}
+
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// wordSpecial reports whether any of the eight bytes of w may be '"', '\\' or below 0x20. It
+// may report true for a word that has none (then the bytes are looked at one by one), never
+// false for a word that has one.
+func wordSpecial(w uint64) bool {
+	quote := w ^ (ones * '"')
+	bslash := w ^ (ones * '\\')
+	zeroQ := (quote - ones) &^ quote
+	zeroB := (bslash - ones) &^ bslash
+	ctl := (w - ones*0x20) &^ w
+	return (zeroQ|zeroB|ctl)&highs != 0
 }
 
 func skipObject(d []byte, i, depth int) (int, error) {
@@ -334,29 +360,107 @@ func eachElement(arr []byte, depth int, fn func(val []byte)) error {
 	}
 }
 
-// decodeString returns the Go string for the raw JSON string val (with its quotes). Strings
-// without escapes and with valid UTF-8, the usual case, are converted directly; the rest go
-// through encoding/json so that escapes and invalid UTF-8 are handled exactly as it does.
+// decodeString returns the Go string for the raw JSON string val (with its quotes), which
+// must be well-formed. Escapes and invalid UTF-8 are handled exactly as encoding/json does:
+// invalid bytes and lone surrogates become U+FFFD.
 func decodeString(val []byte) (string, bool) {
 	if len(val) < 2 || val[0] != '"' {
 		return "", false
 	}
 	content := val[1 : len(val)-1]
-	plain := true
-	for _, c := range content {
+	i := 0
+	for i < len(content) {
+		c := content[i]
 		if c == '\\' || c >= utf8.RuneSelf {
-			plain = false
 			break
 		}
+		i++
 	}
-	if plain || (!containsByte(content, '\\') && utf8.Valid(content)) {
+	if i == len(content) {
 		return string(content), true
 	}
-	var s string
-	if err := json.Unmarshal(val, &s); err != nil {
-		return "", false
+	if !containsByte(content[i:], '\\') && utf8.Valid(content[i:]) {
+		return string(content), true
 	}
-	return s, true
+	return unquote(content, i), true
+}
+
+// unquote decodes the string content s, whose first i bytes are plain ASCII.
+func unquote(s []byte, i int) string {
+	b := make([]byte, i, len(s)+8)
+	copy(b, s[:i])
+	for i < len(s) {
+		c := s[i]
+		switch {
+		case c == '\\' && i+1 < len(s):
+			i++
+			switch s[i] {
+			case 'b':
+				b = append(b, '\b')
+			case 'f':
+				b = append(b, '\f')
+			case 'n':
+				b = append(b, '\n')
+			case 'r':
+				b = append(b, '\r')
+			case 't':
+				b = append(b, '\t')
+			case 'u':
+				r := hex4(s[i+1:])
+				i += 4
+				if utf16.IsSurrogate(r) {
+					r2 := rune(-1)
+					if i+6 < len(s) && s[i+1] == '\\' && s[i+2] == 'u' {
+						r2 = hex4(s[i+3:])
+					}
+					if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
+						r = dec
+						i += 6
+					} else {
+						r = utf8.RuneError
+					}
+				}
+				b = utf8.AppendRune(b, r)
+			default: // '"', '\\', '/'
+				b = append(b, s[i])
+			}
+			i++
+		case c < utf8.RuneSelf:
+			b = append(b, c)
+			i++
+		default:
+			r, size := utf8.DecodeRune(s[i:])
+			if r == utf8.RuneError && size == 1 {
+				b = utf8.AppendRune(b, utf8.RuneError)
+			} else {
+				b = append(b, s[i:i+size]...)
+			}
+			i += size
+		}
+	}
+	return string(b)
+}
+
+// hex4 reads four hex digits (checked by skipString) as a rune, or -1.
+func hex4(s []byte) rune {
+	if len(s) < 4 {
+		return -1
+	}
+	var r rune
+	for _, c := range s[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return -1
+		}
+		r = r<<4 | rune(c)
+	}
+	return r
 }
 
 func containsByte(b []byte, c byte) bool {

@@ -22,57 +22,108 @@ func Split(msg []byte) ([][]byte, error) {
 		return nil, syntaxErr(start, "empty message")
 	}
 	d := msg[:end]
-	stop, err := skipValue(d, start, 0)
+	var out [][]byte
+	var stop int
+	var err error
+	switch d[start] {
+	case '{':
+		var recs [][]byte
+		var isEnv bool
+		if stop, recs, isEnv, err = scanRecordOrEnvelope(d, start, 0); err == nil {
+			if isEnv {
+				out = recs
+			} else {
+				out = [][]byte{d[start:stop]}
+			}
+		}
+	case '[':
+		out = [][]byte{}
+		stop, err = scanArray(d, start, func(vs int) (int, error) {
+			if d[vs] != '{' {
+				ve, err := skipValue(d, vs, 1)
+				if err == nil {
+					out = append(out, d[vs:ve])
+				}
+				return ve, err
+			}
+			ve, recs, isEnv, err := scanRecordOrEnvelope(d, vs, 1)
+			if err == nil {
+				if isEnv {
+					out = append(out, recs...)
+				} else {
+					out = append(out, d[vs:ve])
+				}
+			}
+			return ve, err
+		})
+	default:
+		if stop, err = skipValue(d, start, 0); err == nil {
+			out = [][]byte{d[start:stop]}
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
 	if stop != end {
 		return nil, syntaxErr(stop, "data after the top-level value")
 	}
-	v := d[start:end]
-	switch v[0] {
-	case '{':
-		if recs, ok := envelope(v); ok {
-			return recs, nil
+	return out, nil
+}
+
+// scanArray checks the array at d[i], calling element with the start of each element; element
+// checks the element and returns the index past it. scanArray returns the index past the array.
+func scanArray(d []byte, i int, element func(vs int) (int, error)) (int, error) {
+	i = skipWS(d, i+1)
+	if i < len(d) && d[i] == ']' {
+		return i + 1, nil
+	}
+	for {
+		if i >= len(d) {
+			return i, syntaxErr(i, "unexpected end of input in array")
 		}
-		return [][]byte{v}, nil
-	case '[':
-		var out [][]byte
-		err := eachElement(v, 0, func(el []byte) {
-			if el[0] == '{' {
-				if recs, ok := envelope(el); ok {
-					out = append(out, recs...)
-					return
-				}
-			}
-			out = append(out, el)
-		})
-		if err != nil {
-			return nil, err
+		var err error
+		if i, err = element(i); err != nil {
+			return i, err
 		}
-		return out, nil
-	default:
-		return [][]byte{v}, nil
+		i = skipWS(d, i)
+		if i >= len(d) {
+			return i, syntaxErr(i, "unexpected end of input in array")
+		}
+		switch d[i] {
+		case ',':
+			i = skipWS(d, i+1)
+		case ']':
+			return i + 1, nil
+		default:
+			return i, syntaxErr(i, "expected comma or end of array")
+		}
 	}
 }
 
-// envelope reports whether obj is an Azure Monitor {"records":[…]} envelope and returns its
-// records. obj has been checked already.
-func envelope(obj []byte) ([][]byte, bool) {
+// scanRecordOrEnvelope checks the object at d[i], nested depth levels deep, in one pass and
+// returns the index past it. When the object is an Azure Monitor {"records":[…]} envelope
+// (records, in any letter case, as its only member, holding an array), it also returns the
+// envelope's records.
+func scanRecordOrEnvelope(d []byte, i, depth int) (int, [][]byte, bool, error) {
 	var arr []byte
 	members := 0
-	_ = eachMember(obj, 0, func(key, val []byte, esc bool) {
+	n, err := scanMembers(d[i:], depth, func(key, val []byte, esc bool) {
 		members++
-		if fieldOf(key, esc) == fRecords {
+		if members == 1 && val[0] == '[' && fieldOf(key, esc) == fRecords {
 			arr = val
 		}
 	})
-	if members != 1 || len(arr) == 0 || arr[0] != '[' {
-		return nil, false
+	if err != nil {
+		// Checked again from the message's start so that the error's offset is the message's.
+		end, err := skipValue(d, i, depth)
+		return end, nil, false, err
+	}
+	if members != 1 || arr == nil {
+		return i + n, nil, false, nil
 	}
 	recs := [][]byte{}
 	_ = eachElement(arr, 0, func(el []byte) { recs = append(recs, el) })
-	return recs, true
+	return i + n, recs, true, nil
 }
 
 // ParseMessage splits msg (see Split) and parses every record (see Parse), numbering them in

@@ -2,6 +2,7 @@ package alert
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -169,5 +170,31 @@ func TestParseMessage(t *testing.T) {
 			t.Errorf("record %d: kind %s index %d raw %d bytes; want %s, %d, %d bytes",
 				i, recs[i].Kind, recs[i].Index, len(recs[i].Raw), w.kind, i, len(w.raw))
 		}
+	}
+}
+
+var decodeStringCases = []string{
+	``, `plain`, `caf\u00e9`, "caf\u00e9", `\"\\\/\b\f\n\r\t`, `\ud83d\ude00`, `\ud83d`, `\ud83dx`,
+	`\ude00\ud83d`, `\ud83d\u0041`, `\ud83d\ud83d\ude00`, "a\xffb", "\xed\xa0\x80", `\u0000`, `x\u20ACy`,
+	"\xf0\x9f\x98\x80", `long string without anything special at all, longer than eight bytes`,
+}
+
+func TestDecodeStringAgreesWithEncodingJSON(t *testing.T) {
+	for _, c := range decodeStringCases {
+		val := []byte(`"` + c + `"`)
+		var want string
+		if err := json.Unmarshal(val, &want); err != nil {
+			t.Fatalf("case %q: %v", c, err)
+		}
+		if got, ok := decodeString(val); !ok || got != want {
+			t.Errorf("decodeString(%q) = %q, want %q", val, got, want)
+		}
+	}
+}
+
+func TestSplitErrorOffset(t *testing.T) {
+	_, err := Split([]byte(`[{"a":1},{"b":x}]`))
+	if err == nil || !strings.Contains(err.Error(), "offset 14") {
+		t.Errorf("error %v, want it at offset 14 of the message", err)
 	}
 }

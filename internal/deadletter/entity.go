@@ -12,6 +12,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -388,20 +389,59 @@ func storedTime(t time.Time) bool {
 	return !t.IsZero() && t.Year() >= 1601 && t.Year() <= 9999
 }
 
+// gzipWriters are reused: a deflate writer allocates close to 1 MB of tables.
+var gzipWriters = sync.Pool{New: func() any {
+	zw, _ := gzip.NewWriterLevel(io.Discard, gzip.BestSpeed) // the level is valid
+	return zw
+}}
+
+// Sizes that steer compression: tiny payloads are not worth it, and for large ones a sample
+// tells whether the data compresses at all (already-compressed or random bytes do not), which
+// saves deflating megabytes for nothing.
+const (
+	minCompress    = 256
+	compressSample = 64 << 10
+)
+
 // encodePayload compresses p when that makes it smaller.
 func encodePayload(p []byte) (stored []byte, encoding string) {
-	if len(p) < 256 {
+	if len(p) < minCompress {
 		return p, encodingIdentity
+	}
+	if len(p) > 4*compressSample {
+		if n := gzipLen(p[:compressSample]); n > compressSample*9/10 {
+			return p, encodingIdentity
+		}
 	}
 	var buf bytes.Buffer
 	buf.Grow(len(p)/4 + 64)
-	zw, _ := gzip.NewWriterLevel(&buf, gzip.DefaultCompression) // the level is valid
-	_, _ = zw.Write(p)                                          // a bytes.Buffer does not fail
+	zw := gzipWriters.Get().(*gzip.Writer)
+	defer gzipWriters.Put(zw)
+	zw.Reset(&buf)
+	_, _ = zw.Write(p) // a bytes.Buffer does not fail
 	_ = zw.Close()
 	if buf.Len() >= len(p) {
 		return p, encodingIdentity
 	}
 	return buf.Bytes(), encodingGzip
+}
+
+// gzipLen is how long p is once compressed.
+func gzipLen(p []byte) int {
+	var c countWriter
+	zw := gzipWriters.Get().(*gzip.Writer)
+	defer gzipWriters.Put(zw)
+	zw.Reset(&c)
+	_, _ = zw.Write(p)
+	_ = zw.Close()
+	return int(c)
+}
+
+type countWriter int
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	*c += countWriter(len(p))
+	return len(p), nil
 }
 
 // decodePayload reverses encodePayload, refusing to inflate beyond the recorded size.

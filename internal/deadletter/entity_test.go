@@ -427,9 +427,17 @@ func FuzzAssemble(f *testing.F) {
 }
 
 func BenchmarkEncodeLetter(b *testing.B) {
-	for _, n := range []int{5000, 5 << 20} {
-		b.Run(fmt.Sprint(n), func(b *testing.B) {
-			l := letterAt("d", t0, 1, randomBytes(b, n))
+	alertJSON := bytes.Repeat([]byte(`{"Severity":"High","Entities":[{"Type":"ip","Address":"10.1.2.3"}]}`), 75)[:5000]
+	for _, tc := range []struct {
+		name    string
+		payload []byte
+	}{
+		{"5KB-json", alertJSON},
+		{"5MiB-random", randomBytes(b, 5<<20)},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			n := len(tc.payload)
+			l := letterAt("d", t0, 1, tc.payload)
 			l.ID = "id"
 			b.ReportAllocs()
 			b.SetBytes(int64(n))

@@ -51,8 +51,8 @@ func Budget(start time.Time, functionTimeout time.Duration) (deliverBy, answerBy
 	return start.Add(total - reserve), start.Add(total)
 }
 
-// New returns the router.
-func New(p Processor, opts Options) http.Handler {
+// New returns the router. op may be nil, which leaves the dead-letter functions out.
+func New(p Processor, op Operator, opts Options) http.Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -62,6 +62,10 @@ func New(p Processor, opts Options) http.Handler {
 		w.WriteHeader(http.StatusOK)
 	})
 	r.Post("/"+ForwardFunction, forward(p, opts))
+	if op != nil {
+		r.Post("/"+ReplayFunction, replayTimer(op, opts))
+		r.Post("/"+DeadLettersFunction, deadLetters(op, opts))
+	}
 	r.NotFound(func(w http.ResponseWriter, req *http.Request) {
 		opts.Logger.Warn("request for an unknown function", "path", req.URL.Path)
 		http.Error(w, "no such function", http.StatusNotFound)

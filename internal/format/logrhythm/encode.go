@@ -1,7 +1,6 @@
 package logrhythm
 
 import (
-	"bytes"
 	"encoding/json"
 	"unicode/utf8"
 )
@@ -89,31 +88,46 @@ func appendJSONString(dst []byte, s string) []byte {
 // \u007c, so the text carries no pipe yet still decodes to exactly what Defender wrote.
 // Invalid UTF-8 becomes \ufffd. Text that is not JSON is scrubbed like any other value.
 func originalMessage(raw []byte, max int) string {
-	var buf bytes.Buffer
-	if err := json.Compact(&buf, raw); err != nil {
+	if !json.Valid(raw) {
 		return scrub(string(raw), max)
 	}
-	compact := buf.Bytes()
-	out := make([]byte, 0, len(compact)+16)
-	for i := 0; i < len(compact); {
-		c := compact[i]
+	out := make([]byte, 0, len(raw)+16)
+	inString, escaped := false, false
+	for i := 0; i < len(raw); {
+		c := raw[i]
+		switch {
+		case c >= utf8.RuneSelf:
+			// Only inside strings in valid JSON.
+			r, size := utf8.DecodeRune(raw[i:])
+			if r == utf8.RuneError && size == 1 {
+				out = append(out, `\ufffd`...)
+			} else {
+				out = append(out, raw[i:i+size]...)
+			}
+			escaped = false
+			i += size
+			continue
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			i++ // insignificant whitespace: compact
+			continue
+		}
 		if c == '|' {
 			out = append(out, `\u007c`...)
-			i++
-			continue
-		}
-		if c < utf8.RuneSelf {
-			out = append(out, c)
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRune(compact[i:])
-		if r == utf8.RuneError && size == 1 {
-			out = append(out, `\ufffd`...)
 		} else {
-			out = append(out, compact[i:i+size]...)
+			out = append(out, c)
 		}
-		i += size
+		i++
 	}
 	if max > 0 && len(out) > max {
 		out = truncateJSONText(out, max)

@@ -7,7 +7,6 @@
 package ndjson
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -149,29 +148,45 @@ func severityName(s alert.Severity) string {
 	return ""
 }
 
-// appendRecord writes raw compacted, with invalid UTF-8 inside strings replaced by \ufffd
-// (JSON only has bytes outside ASCII inside strings), or as a JSON string if it is not JSON.
+// appendRecord writes raw compacted, with invalid UTF-8 (which valid JSON can only hold
+// inside strings) replaced by \ufffd, or as a JSON string if it is not JSON.
 func appendRecord(dst []byte, raw []byte) []byte {
-	start := len(dst)
-	buf := bytes.NewBuffer(dst)
-	if err := json.Compact(buf, raw); err != nil || len(bytes.TrimSpace(raw)) == 0 {
-		return appendString(dst[:start], string(raw))
+	if !json.Valid(raw) {
+		return appendString(dst, string(raw))
 	}
-	dst = buf.Bytes()
-	if utf8.Valid(dst[start:]) {
-		return dst
-	}
-	fixed := make([]byte, 0, len(dst)-start+16)
-	for i := start; i < len(dst); {
-		r, size := utf8.DecodeRune(dst[i:])
-		if r == utf8.RuneError && size == 1 {
-			fixed = append(fixed, `\ufffd`...)
-		} else {
-			fixed = append(fixed, dst[i:i+size]...)
+	inString, escaped := false, false
+	start := 0 // start of the run not yet copied
+	for i := 0; i < len(raw); {
+		c := raw[i]
+		switch {
+		case c >= utf8.RuneSelf:
+			r, size := utf8.DecodeRune(raw[i:])
+			if r == utf8.RuneError && size == 1 {
+				dst = append(dst, raw[start:i]...)
+				dst = append(dst, `\ufffd`...)
+				start = i + 1
+			}
+			escaped = false
+			i += size
+			continue
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			dst = append(dst, raw[start:i]...)
+			start = i + 1
 		}
-		i += size
+		i++
 	}
-	return append(dst[:start], fixed...)
+	return append(dst, raw[start:]...)
 }
 
 const hexDigits = "0123456789abcdef"

@@ -45,7 +45,7 @@ poll:
 		timer.Reset(c.cfg.AckPollInterval)
 	}
 	for _, p := range pending {
-		msg := fmt.Sprintf("hec: %d events accepted but their indexing was not acknowledged within %s (ackId %d on channel %s)",
+		msg := fmt.Sprintf("hec: %d events accepted but their indexing was not acknowledged before the wait ended (AckTimeout %s; ackId %d on channel %s)",
 			len(p.idx), c.cfg.AckTimeout, p.id, c.channel)
 		err := errors.New(msg)
 		if lastErr != nil {

@@ -19,8 +19,16 @@
 // Acknowledgment: with UseAck, a 200 carries an ackId; Send then polls
 // /services/collector/ack?channel=<channel> until Splunk reports it true or AckTimeout (or ctx)
 // ends. Unconfirmed events get a retryable timeout error: sending them again may duplicate
-// them in Splunk, which is the price of never losing one. The channel is a UUID fixed for the
-// life of the Client, sent with every request, since acks belong to a channel.
+// them in Splunk, which is the price of never losing one. The events before a rejected one in a
+// partial 400 come with no ackId and count as delivered on Splunk's word. The channel is a UUID
+// fixed for the life of the Client, sent with every request, since acks belong to a channel.
+//
+// Errors: every error is a sink.Error. Network failures and 5xx are retryable (unreachable),
+// 429 and 503 are retryable (throttled) with the Retry-After pause in seconds or as an HTTP-date,
+// deadlines are retryable (timeout), 400/401/403 are permanent (unauthorized for token codes,
+// rejected otherwise), 413 is permanent (too-large), redirects are not followed (rejected), and
+// an untrusted server certificate is permanent (unauthorized). No error or log line holds the
+// token, even when the server echoes it.
 package hec
 
 import (
@@ -94,6 +102,8 @@ func New(cfg Config, logger *slog.Logger) (*Client, error) {
 		MaxIdleConnsPerHost:   16,
 		IdleConnTimeout:       90 * time.Second,
 		ForceAttemptHTTP2:     true,
+		// Bodies are up to MaxBatchBytes; the 4 KiB default costs a syscall per 4 KiB.
+		WriteBufferSize: 64 << 10,
 	}
 	c := &Client{
 		cfg:      cfg,

@@ -457,8 +457,8 @@ func TestAck(t *testing.T) {
 		cfg.UseAck = true
 		c := newClient(t, cfg)
 		checkErrs(t, c.Send(t.Context(), events(2, 100)), repeat(delivered, 2))
-		if f.ackPolls != 0 {
-			t.Errorf("%d ack polls without an ackId", f.ackPolls)
+		if n := f.polls(); n != 0 {
+			t.Errorf("%d ack polls without an ackId", n)
 		}
 	})
 	t.Run("ack query refused", func(t *testing.T) {
@@ -476,8 +476,8 @@ func TestAck(t *testing.T) {
 		if !strings.Contains(errs[0].Error(), "code 14") {
 			t.Errorf("error %q does not carry the ack failure", errs[0])
 		}
-		if f.ackPolls != 1 {
-			t.Errorf("%d ack polls after a permanent refusal, want 1", f.ackPolls)
+		if n := f.polls(); n != 1 {
+			t.Errorf("%d ack polls after a permanent refusal, want 1", n)
 		}
 	})
 }

@@ -134,6 +134,12 @@ func (f *fakeHEC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.respond(w, r, req, ns)
 }
 
+func (f *fakeHEC) polls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.ackPolls
+}
+
 func (f *fakeHEC) snapshot() [][]int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
