@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"embed"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -58,7 +59,15 @@ func run(handler, appDir, azuriteBin string) error {
 		return err
 	}
 	defer hec.Close()
-	fmt.Printf("Splunk HEC receiver on %s\n\n", hec.URL)
+	fmt.Printf("Splunk HEC receiver on %s\n", hec.URL)
+	// A second Splunk that is down at first shows a dead letter and its replay.
+	down, err := hecrecv.Start(hecToken)
+	if err != nil {
+		return err
+	}
+	defer down.Close()
+	down.Refuse(503)
+	fmt.Printf("second Splunk HEC receiver (answering 503 busy for now) on %s\n\n", down.URL)
 
 	host := &hostsim.Host{
 		Path: handler,
@@ -71,7 +80,13 @@ func run(handler, appDir, azuriteBin string) error {
 			"Destinations__splunk__Url=" + hec.URL,
 			"Destinations__splunk__Token=" + hecToken,
 			"Destinations__splunk__Index=defender",
-			"Forwarder__LogLevel=warn",
+			"Destinations__splunk_dr__Type=splunk_hec",
+			"Destinations__splunk_dr__Url=" + down.URL,
+			"Destinations__splunk_dr__Token=" + hecToken,
+			"Destinations__splunk_dr__Kinds=alert",
+			"Destinations__splunk_dr__RetryMaxAttempts=2",
+			"DeadLetter__ReplaySchedule=0 */15 * * * *",
+			"Forwarder__LogLevel=error",
 		},
 		Stdout: prefixWriter("handler | "),
 		Stderr: prefixWriter("handler ! "),
@@ -113,7 +128,56 @@ func run(handler, appDir, azuriteBin string) error {
 	if !last.Succeeded() {
 		return fmt.Errorf("the last invocation failed with HTTP %d", last.Status)
 	}
-	fmt.Println("\nThe not-JSON message is kept as a dead letter in Azurite (partition ~undecodable).")
+
+	fmt.Println("\nDead letters in Azurite (the operator's DeadLetters function, GET deadletters/list):")
+	if err := showDeadLetters(ctx, host); err != nil {
+		return err
+	}
+
+	fmt.Println("\nThe second Splunk is back; the ReplayDeadLetters timer fires:")
+	down.Refuse(0)
+	tr, err := host.Invoke(ctx, "ReplayDeadLetters", hostsim.TimerEnvelope("ReplayDeadLetters", time.Now()))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("  HTTP %d, %s\n", tr.Status, strings.Join(tr.Response.Logs, "; "))
+	fmt.Printf("\nThe second receiver now has %d events:\n", down.Count())
+	printEvents(down.Events())
+	fmt.Println("\nDead letters left (the not-JSON message stays for an operator to inspect):")
+	return showDeadLetters(ctx, host)
+}
+
+func showDeadLetters(ctx context.Context, host *hostsim.Host) error {
+	env := hostsim.HTTPEnvelope("GET", "http://localhost:7071/api/deadletters/list", map[string]string{"action": "list"}, "")
+	res, err := host.Invoke(ctx, "DeadLetters", env)
+	if err != nil {
+		return err
+	}
+	var out struct {
+		StatusCode string `json:"statusCode"`
+		Body       string `json:"body"`
+	}
+	if err := json.Unmarshal(res.Response.Outputs["res"], &out); err != nil {
+		return fmt.Errorf("DeadLetters answer: %w", err)
+	}
+	var letters []struct {
+		Destination    string `json:"destination"`
+		ID             string `json:"id"`
+		Kind           string `json:"kind"`
+		Reason         string `json:"reason"`
+		Attempts       int    `json:"attempts"`
+		SequenceNumber int64  `json:"sequenceNumber"`
+		Error          string `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(out.Body), &letters); err != nil {
+		return fmt.Errorf("DeadLetters body: %w", err)
+	}
+	if len(letters) == 0 {
+		fmt.Println("  (none)")
+	}
+	for _, l := range letters {
+		fmt.Printf("  %-13s %-16s seq=%d reason=%s attempts=%d\n      id=%s\n      error: %s\n", l.Destination, l.Kind, l.SequenceNumber, l.Reason, l.Attempts, l.ID, l.Error)
+	}
 	return nil
 }
 
