@@ -25,6 +25,19 @@ func BenchmarkParseFlatAlert(b *testing.B) { benchParse(b, "mdc_readme_alert.jso
 func BenchmarkParseFlatAlertManyEntities(b *testing.B) { benchParse(b, "elastic_eventhub_alert.json") }
 
 // The REST-shape alert.
+func BenchmarkParseFlatAlertManyEntitiesSkipped(b *testing.B) {
+	raw := readTestdata(b, "elastic_eventhub_alert.json")
+	b.SetBytes(int64(len(raw)))
+	b.ReportAllocs()
+	cpu := startCPU()
+	defer cpu.report(b)
+	for b.Loop() {
+		if _, err := (Options{SkipEntities: true}).Parse(raw, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func BenchmarkParseARMAlert(b *testing.B) { benchParse(b, "restapi_alert.json") }
 
 func BenchmarkParseAssessment(b *testing.B) { benchParse(b, "elastic_eventhub_assessment.json") }

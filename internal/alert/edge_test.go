@@ -342,3 +342,35 @@ func TestEscapedKeysAndValues(t *testing.T) {
 		t.Errorf("ID = %q", rec.ID)
 	}
 }
+
+func TestSkipEntities(t *testing.T) {
+	for _, file := range []string{"elastic_eventhub_alert.json", "restapi_alert.json", "mdc_readme_alert.json", "docs_alerts-schemas_activitylog_alert.json"} {
+		t.Run(file, func(t *testing.T) {
+			raw := readTestdata(t, file)
+			full := mustParse(t, raw)
+			lite, err := Options{SkipEntities: true}.Parse(raw, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if lite.Alert.Entities != nil {
+				t.Errorf("entities decoded despite SkipEntities")
+			}
+			if !reflect.DeepEqual(DecodeEntities(lite.Alert.EntitiesJSON), full.Alert.Entities) {
+				t.Errorf("DecodeEntities(EntitiesJSON) differs from the entities Parse decodes")
+			}
+			lite.Alert.Entities = full.Alert.Entities
+			if !reflect.DeepEqual(lite, full) {
+				t.Errorf("SkipEntities changed more than the entities")
+			}
+		})
+	}
+	recs, err := Options{SkipEntities: true}.ParseMessage([]byte(`[{"AlertType":"T","SystemAlertId":"S","Entities":"[{\"Type\":\"ip\"}]"}]`))
+	if err != nil || len(recs) != 1 || string(recs[0].Alert.EntitiesJSON) != `[{"Type":"ip"}]` || recs[0].Alert.Entities != nil {
+		t.Errorf("ParseMessage with SkipEntities: %v %+v", err, recs)
+	}
+	for _, bad := range []string{"", "{}", "[1", "[1] x", `"[]"`} {
+		if got := DecodeEntities([]byte(bad)); got != nil {
+			t.Errorf("DecodeEntities(%q) = %v", bad, got)
+		}
+	}
+}

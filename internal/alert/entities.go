@@ -47,14 +47,30 @@ type entityDecoder struct {
 	total   int // expanded size linked so far, against expandBudget
 }
 
-// parseEntities decodes an Entities value: a JSON array, or a string holding one.
-func parseEntities(v []byte) []Entity {
+// entitiesJSON returns the JSON array of an Entities value: the value itself, or the text of
+// a string holding one (the Log Analytics shape); nil for anything else.
+func entitiesJSON(v []byte) []byte {
 	if inner := jsonInString(v); inner != nil {
 		v = inner
 	}
 	if len(v) == 0 || v[0] != '[' {
 		return nil
 	}
+	return v
+}
+
+// DecodeEntities decodes an alert's entity list, Alert.EntitiesJSON, resolving references as
+// Parse does. It returns nil for anything but a well-formed JSON array; elements that are not
+// objects are skipped.
+func DecodeEntities(v []byte) []Entity {
+	start, end := trimMessage(v)
+	if start >= end || v[start] != '[' {
+		return nil
+	}
+	if stop, err := skipValue(v[:end], start, 0); err != nil || stop != end {
+		return nil
+	}
+	v = v[start:end]
 	// One string for the whole list, so that keys and values without escapes are slices of
 	// it instead of one allocation each.
 	d := &entityDecoder{src: string(v), defs: map[string]int{}}

@@ -10,7 +10,7 @@ import (
 // parseAlertRecord normalises both alert shapes. The flat export shape and the REST shape's
 // properties object use the same names in different letter cases, and names are matched
 // case-insensitively, so one reader serves both.
-func parseAlertRecord(top *fieldSet, rec *Record) {
+func parseAlertRecord(top *fieldSet, rec *Record, opt Options) {
 	a := &Alert{}
 	src := top
 	rest := strings.EqualFold(top.str(fType), typeAlert)
@@ -19,7 +19,7 @@ func parseAlertRecord(top *fieldSet, rec *Record) {
 		_ = props.collect(top[fProperties])
 		src = &props
 	}
-	fillAlert(src, a)
+	fillAlert(src, a, opt)
 	if rest {
 		if a.SystemAlertID == "" {
 			a.SystemAlertID = top.str(fName)
@@ -49,7 +49,7 @@ func fillRecordFromAlert(rec *Record, a *Alert) {
 	rec.Description = a.Description
 }
 
-func fillAlert(fs *fieldSet, a *Alert) {
+func fillAlert(fs *fieldSet, a *Alert, opt Options) {
 	a.SystemAlertID = fs.str(fSystemAlertID)
 	a.AlertType = fs.str(fAlertType)
 	a.DisplayName = fs.first(fAlertDisplayName, fAlertName, fDisplayName)
@@ -80,13 +80,16 @@ func fillAlert(fs *fieldSet, a *Alert) {
 	a.ProductName = fs.str(fProductName)
 	a.ProductComponent = fs.str(fProductComponentName)
 	a.ExtendedProperties = extendedProperties(fs[fExtendedProperties])
-	a.Entities = parseEntities(fs[fEntities])
+	a.EntitiesJSON = entitiesJSON(fs[fEntities])
+	if !opt.SkipEntities {
+		a.Entities = DecodeEntities(a.EntitiesJSON)
+	}
 }
 
 // parseActivityLogAlert normalises an Activity Log "Activate Alert" event. The alert's own
 // fields sit in properties (severity, intent, compromisedEntity, remediationSteps…); in the
 // resource-log shape they may instead sit in a JSON string properties.eventProperties.
-func parseActivityLogAlert(top *fieldSet, rec *Record) {
+func parseActivityLogAlert(top *fieldSet, rec *Record, opt Options) {
 	var props, ev fieldSet
 	_ = props.collect(top[fProperties])
 	if inner := jsonInString(props[fEventProperties]); inner != nil {
@@ -147,7 +150,10 @@ func parseActivityLogAlert(top *fieldSet, rec *Record) {
 	a.ProductName = str(fProductName)
 	a.ProductComponent = str(fProductComponentName)
 	a.ExtendedProperties = extendedProperties(top[fProperties])
-	a.Entities = parseEntities(pick(fEntities))
+	a.EntitiesJSON = entitiesJSON(pick(fEntities))
+	if !opt.SkipEntities {
+		a.Entities = DecodeEntities(a.EntitiesJSON)
+	}
 
 	rec.Alert = a
 	rec.ID = a.SystemAlertID

@@ -13,6 +13,20 @@ import (
 // JSON type is ignored. The only error is for bytes that are not well-formed JSON; it wraps
 // ErrUndecodable.
 func Parse(raw []byte, index int) (Record, error) {
+	return Options{}.Parse(raw, index)
+}
+
+// Options select parsing work that not every destination needs. The zero value does all of
+// it; Parse and ParseMessage use the zero value.
+type Options struct {
+	// SkipEntities leaves Alert.Entities nil and only sets Alert.EntitiesJSON, which
+	// DecodeEntities turns into entities on demand. Decoding entities is most of the cost of
+	// a large alert, and formats that ship the raw record never read them.
+	SkipEntities bool
+}
+
+// Parse is the package's Parse with the options o.
+func (o Options) Parse(raw []byte, index int) (Record, error) {
 	rec := Record{Kind: KindUnknown, Raw: raw, Index: index}
 	start, end := trimMessage(raw)
 	if start >= end {
@@ -44,9 +58,9 @@ func Parse(raw []byte, index int) (Record, error) {
 	rec.Kind = detectKind(&top)
 	switch rec.Kind {
 	case KindAlert:
-		parseAlertRecord(&top, &rec)
+		parseAlertRecord(&top, &rec, o)
 	case KindActivityLogAlert:
-		parseActivityLogAlert(&top, &rec)
+		parseActivityLogAlert(&top, &rec, o)
 	case KindRecommendation, KindSubAssessment:
 		parseAssessment(&top, &rec)
 	case KindSecureScore, KindSecureScoreControl:

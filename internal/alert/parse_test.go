@@ -269,6 +269,12 @@ func TestRESTAlertDetails(t *testing.T) {
 			},
 		}}},
 	}
+	var ents []map[string]any
+	if err := json.Unmarshal(a.EntitiesJSON, &ents); err != nil || len(ents) != 1 || ents[0]["address"] != "192.0.2.1" ||
+		!subSlice(rec.Raw, a.EntitiesJSON) {
+		t.Errorf("EntitiesJSON = %s (%v)", a.EntitiesJSON, err)
+	}
+	want.EntitiesJSON = a.EntitiesJSON
 	if !reflect.DeepEqual(a, want) {
 		t.Errorf("REST alert:\n got %+v\nwant %+v", a, want)
 	}
@@ -404,6 +410,10 @@ func TestCaseInsensitiveKeys(t *testing.T) {
 			}
 			orig.Raw, lower.Raw = nil, nil
 			if orig.Alert != nil {
+				if (orig.Alert.EntitiesJSON == nil) != (lower.Alert.EntitiesJSON == nil) {
+					t.Errorf("EntitiesJSON %s, lower-cased %s", orig.Alert.EntitiesJSON, lower.Alert.EntitiesJSON)
+				}
+				orig.Alert.EntitiesJSON, lower.Alert.EntitiesJSON = nil, nil
 				for i := range orig.Alert.Entities {
 					orig.Alert.Entities[i].Fields = lowerEntityKeys(orig.Alert.Entities[i].Fields).(map[string]any)
 				}

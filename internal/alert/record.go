@@ -102,12 +102,22 @@ type Alert struct {
 	// (numbers keep their JSON text).
 	ExtendedProperties map[string]string
 	// Entities are the alert's entities with every $ref replaced by the entity it names.
+	// Nil when the alert has none, or when it was parsed with Options.SkipEntities.
 	Entities []Entity
+	// EntitiesJSON is the JSON array the entities were decoded from, as the record wrote it
+	// (the text inside the string for the Log Analytics shape, where Entities is a string);
+	// nil when the alert has no entity list. DecodeEntities turns it into Entities.
+	EntitiesJSON []byte
 }
 
 // Entity is one alert entity (ip, host, account, process, file…). Fields holds its properties
 // with keys as written; nested entities referenced by $ref are resolved to the referenced
 // Entity's Fields.
+//
+// Values are what JSON decodes to (string, json.Number, bool, nil, []any, map[string]any),
+// except that values nested more than 64 levels deep stay as json.RawMessage. A resolved
+// reference shares the referenced map rather than copying it, so Fields must be treated as
+// read-only.
 type Entity struct {
 	// Type is the entity's discriminator, lower-cased ("ip", "host", "account", …).
 	Type string

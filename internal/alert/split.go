@@ -129,13 +129,18 @@ func scanRecordOrEnvelope(d []byte, i, depth int) (int, [][]byte, bool, error) {
 // ParseMessage splits msg (see Split) and parses every record (see Parse), numbering them in
 // message order. Its only error is the one Split returns for a message that is not JSON.
 func ParseMessage(msg []byte) ([]Record, error) {
+	return Options{}.ParseMessage(msg)
+}
+
+// ParseMessage is the package's ParseMessage with the options o.
+func (o Options) ParseMessage(msg []byte) ([]Record, error) {
 	raws, err := Split(msg)
 	if err != nil {
 		return nil, err
 	}
 	recs := make([]Record, len(raws))
 	for i, raw := range raws {
-		rec, err := Parse(raw, i)
+		rec, err := o.Parse(raw, i)
 		if err != nil {
 			return nil, err
 		}

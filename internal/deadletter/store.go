@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -91,11 +92,11 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) {
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("deadletter: client for %s: %w", redactURL(cfg.ServiceURL), err)
+		return nil, fmt.Errorf("deadletter: client for %s: %w", redactURL(cfg.ServiceURL), sdkError(err))
 	}
 	s := &Store{client: svc.NewClient(cfg.Table), cfg: cfg, log: logger, now: time.Now}
 	if _, err := s.client.CreateTable(ctx, nil); err != nil && !hasCode(err, aztables.TableAlreadyExists) {
-		return nil, fmt.Errorf("deadletter: creating table %s at %s: %w", cfg.Table, redactURL(cfg.ServiceURL), err)
+		return nil, fmt.Errorf("deadletter: creating table %s at %s: %w", cfg.Table, redactURL(cfg.ServiceURL), sdkError(err))
 	}
 	logger.Debug("dead-letter store ready", "config", cfg.String())
 	return s, nil
@@ -103,6 +104,25 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) {
 
 // Config returns the store's configuration (print it with String, which redacts secrets).
 func (s *Store) Config() Config { return s.cfg }
+
+// sdkError hides request URLs' query strings in transport errors: net/http quotes the whole
+// URL, and with a SAS connection the query holds the signature. azcore's ResponseError
+// already prints URLs without their query. The original error stays reachable with errors.As.
+func sdkError(err error) error {
+	var ue *url.Error
+	if err == nil || !errors.As(err, &ue) || !strings.Contains(ue.URL, "?") {
+		return err
+	}
+	return &redactedError{msg: strings.ReplaceAll(err.Error(), ue.URL, redactURL(ue.URL)), err: err}
+}
+
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
 
 func hasCode(err error, code aztables.TableErrorCode) bool {
 	var re *azcore.ResponseError
@@ -233,7 +253,7 @@ func (s *Store) previous(ctx context.Context, dest string, letters []*Letter) (m
 	for pager.More() && len(found) < len(want) && rows < mergeScanRows {
 		page, err := pager.NextPage(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("deadletter: reading earlier letters of %s: %w", dest, err)
+			return nil, fmt.Errorf("deadletter: reading earlier letters of %s: %w", dest, sdkError(err))
 		}
 		for _, raw := range page.Entities {
 			rows++
@@ -253,7 +273,7 @@ func (s *Store) previous(ctx context.Context, dest string, letters []*Letter) (m
 func (s *Store) upsert(ctx context.Context, e *entity) error {
 	_, err := s.client.UpsertEntity(ctx, e.marshal(), &aztables.UpsertEntityOptions{UpdateMode: aztables.UpdateModeReplace})
 	if err != nil {
-		return fmt.Errorf("deadletter: writing %s/%s: %w", e.pk, e.rk, err)
+		return fmt.Errorf("deadletter: writing %s/%s: %w", e.pk, e.rk, sdkError(err))
 	}
 	return nil
 }
@@ -287,7 +307,7 @@ func (s *Store) writeBatches(ctx context.Context, ents []entity, action aztables
 			_, err = s.client.SubmitTransaction(ctx, actions, nil)
 		}
 		if err != nil {
-			return fmt.Errorf("deadletter: writing %d entities of %s: %w", n, ents[0].pk, err)
+			return fmt.Errorf("deadletter: writing %d entities of %s: %w", n, ents[0].pk, sdkError(err))
 		}
 		ents = ents[n:]
 	}
@@ -394,7 +414,7 @@ func (s *Store) getEntity(ctx context.Context, pk, rk string) (stored, error) {
 		return nil, fmt.Errorf("%w: %s/%s", ErrNotFound, pk, rk)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("deadletter: reading %s/%s: %w", pk, rk, err)
+		return nil, fmt.Errorf("deadletter: reading %s/%s: %w", pk, rk, sdkError(err))
 	}
 	var e stored
 	if err := json.Unmarshal(resp.Value, &e); err != nil {
@@ -448,7 +468,7 @@ func (s *Store) scan(ctx context.Context, filter string, props []string, fn func
 	for pager.More() {
 		page, err := pager.NextPage(ctx)
 		if err != nil {
-			return fmt.Errorf("deadletter: querying %s: %w", s.cfg.Table, err)
+			return fmt.Errorf("deadletter: querying %s: %w", s.cfg.Table, sdkError(err))
 		}
 		for _, raw := range page.Entities {
 			var e stored
@@ -513,7 +533,7 @@ func (s *Store) Delete(ctx context.Context, destination, id string) error {
 	for pager.More() {
 		page, err := pager.NextPage(ctx)
 		if err != nil {
-			return fmt.Errorf("deadletter: deleting %s/%s: %w", destination, id, err)
+			return fmt.Errorf("deadletter: deleting %s/%s: %w", destination, id, sdkError(err))
 		}
 		for _, raw := range page.Entities {
 			var e stored
@@ -563,7 +583,7 @@ func (s *Store) Update(ctx context.Context, l Letter) error {
 		return fmt.Errorf("%w: %s/%s", ErrNotFound, l.Destination, l.ID)
 	}
 	if err != nil {
-		return fmt.Errorf("deadletter: updating %s/%s: %w", l.Destination, l.ID, err)
+		return fmt.Errorf("deadletter: updating %s/%s: %w", l.Destination, l.ID, sdkError(err))
 	}
 	return nil
 }

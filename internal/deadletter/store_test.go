@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -117,6 +118,9 @@ func TestRoundTrip(t *testing.T) {
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			dest := fmt.Sprintf("rt%d", i)
+			if i == 0 {
+				dest = UndecodablePartition // the reserved partition is a valid key too
+			}
 			in := []Letter{letterAt(dest, t0, int64(i), tc.payload)}
 			if err := s.Put(ctx, in); err != nil {
 				t.Fatalf("Put: %v", err)
@@ -520,5 +524,66 @@ func BenchmarkPut100x5KB(b *testing.B) {
 		if err := s.Put(ctx, ls); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestSASConnection(t *testing.T) {
+	az := testenv.StartAzurite(t)
+	cred, err := aztables.NewSharedKeyCredential(testenv.AzuriteAccount, testenv.AzuriteAccountKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qps, err := aztables.AccountSASSignatureValues{
+		Version:       aztables.SASVersion,
+		Protocol:      aztables.SASProtocolHTTPSandHTTP, // Azurite listens on plain http
+		Permissions:   aztables.AccountSASPermissions{Read: true, Write: true, Delete: true, List: true, Add: true, Create: true, Update: true}.String(),
+		Services:      "t",
+		ResourceTypes: aztables.AccountSASResourceTypes{Service: true, Container: true, Object: true}.String(),
+		StartTime:     time.Now().Add(-time.Hour).UTC(),
+		ExpiryTime:    time.Now().Add(time.Hour).UTC(),
+	}.Sign(cred)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sas := qps.Encode()
+	cfg, err := ConfigFromSettings(mapLookup(map[string]string{
+		"DeadLetter__Connection": "Dlq",
+		"Dlq":                    "TableEndpoint=" + az.TableEndpoint() + ";SharedAccessSignature=" + sas,
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Auth != AuthSAS || strings.Contains(cfg.String(), sas) {
+		t.Fatalf("config %s", cfg)
+	}
+	s, err := New(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ls := []Letter{letterAt("sas", t0, 1, []byte("payload over SAS"))}
+	if err := s.Put(context.Background(), ls); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Get(context.Background(), "sas", ls[0].ID)
+	if err != nil || string(got.Payload) != "payload over SAS" {
+		t.Fatalf("Get = %q, %v", got.Payload, err)
+	}
+
+	// With storage gone, net/http reports the whole request URL; the signature must not be in it.
+	az.Stop()
+	start := time.Now()
+	err = s.Put(context.Background(), []Letter{letterAt("sas", t0, 2, []byte("x"))})
+	t.Logf("Put with default settings failed after %v", time.Since(start).Round(time.Millisecond))
+	if err == nil {
+		t.Fatal("Put succeeded with storage stopped")
+	}
+	sig := qps.Signature()
+	for _, leak := range []string{sig, url.QueryEscape(sig), sas} {
+		if strings.Contains(err.Error(), leak) {
+			t.Fatalf("error leaks the SAS signature: %v", err)
+		}
+	}
+	if !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("error lost its cause: %v", err)
 	}
 }

@@ -205,6 +205,7 @@ func TestOriginalMessage(t *testing.T) {
 	}{
 		{"compacted", "{\n  \"a\": [1, 2],\n  \"b\": \"x y\"\n}", 0, `{"a":[1,2],"b":"x y"}`},
 		{"pipe escaped", `{"c":"a|b"}`, 0, `{"c":"a\u007cb"}`},
+		{"strings kept whole", "{ \"k \\\" |\" : [ \"a\\\\\" , 1 ] }", 0, `{"k \" \u007c":["a\\",1]}`},
 		{"invalid utf8", "{\"c\":\"a\xffb\"}", 0, `{"c":"a\ufffdb"}`},
 		{"not json is scrubbed", "not|json\n", 0, "not-json "},
 		{"cap never splits an escape", `{"c":"a|b"}`, 9, `{"c":"a`},

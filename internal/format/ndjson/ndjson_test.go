@@ -122,6 +122,8 @@ func TestFormat(t *testing.T) {
 		{"invalid utf8 replaced", DefaultConfig(), &alert.Record{Raw: []byte("{\"a\":\"x\xffy\xc3\"}")}, `{"a":"x\ufffdy\ufffd"}`},
 		{"not json carried as string", DefaultConfig(), &alert.Record{Raw: []byte("oops\n{\x01\xff")}, `"oops\n{\u0001\ufffd"`},
 		{"empty raw", DefaultConfig(), &alert.Record{}, `""`},
+		{"whitespace inside strings kept", DefaultConfig(), &alert.Record{Raw: []byte("{ \"a b\" : \"x \\\" y\\\\\" ,\t\"c\":[ 1 ,\r\n 2 ] }\n")},
+			`{"a b":"x \" y\\","c":[1,2]}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -609,3 +609,19 @@ func BenchmarkSendNDJSON(b *testing.B) {
 		})
 	}
 }
+
+func TestRedactedURL(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"https://oc.example:8085/webhook", "https://oc.example:8085/webhook"},
+		{"https://listener.logz.io:8071/?token=abcdefABCDEF1234&type=defender", "https://listener.logz.io:8071/?token=REDACTED&type=REDACTED"},
+		{"https://endpoint4.collection.sumologic.com/receiver/v1/http/ZaVnC4dhaV1-MZMtRgtYk8YGvVQ==", "https://endpoint4.collection.sumologic.com/receiver/v1/http/REDACTED"},
+		{"https://user:hunter22@intake.example/in", "https://user:REDACTED@intake.example/in"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) {
+			if got := newRedactor(tt.in, nil).url; got != tt.want {
+				t.Errorf("redacted URL = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -124,7 +124,7 @@ func fill(errs []error, err error) {
 
 func (c *Client) sendStream(ctx context.Context, payloads [][]byte, errs []error) {
 	if c.conn != nil {
-		if err := c.peerGone(time.Millisecond); err != nil {
+		if err := c.stillOpen(); err != nil {
 			c.log.Warn("syslog receiver closed the connection; reconnecting", "error", err)
 			_ = c.drop()
 		}
@@ -211,6 +211,31 @@ func (c *Client) appendFrame(buf, p []byte) []byte {
 		}
 	}
 	return append(buf, '\n')
+}
+
+type peekResult int
+
+const (
+	peekUnknown peekResult = iota // cannot tell without reading
+	peekEmpty                     // open, nothing to read
+	peekData                      // bytes are waiting (a TLS alert, say)
+	peekClosed                    // the receiver closed or reset the connection
+)
+
+// stillOpen reports how the receiver ended the connection, nil if it looks open. It peeks at
+// the socket without waiting when it can, and otherwise reads for a millisecond.
+func (c *Client) stillOpen() error {
+	raw := c.conn
+	if tc, ok := raw.(*tls.Conn); ok {
+		raw = tc.NetConn()
+	}
+	switch res, err := peek(raw); res {
+	case peekEmpty:
+		return nil
+	case peekClosed:
+		return err
+	}
+	return c.peerGone(time.Millisecond)
 }
 
 // peerGone reads for up to wait and reports how the receiver ended the connection, nil if
