@@ -374,3 +374,20 @@ func TestSkipEntities(t *testing.T) {
 		}
 	}
 }
+
+// A reference into an object nested inside the one being resolved must not close a loop.
+func TestRefIntoContainer(t *testing.T) {
+	for _, ents := range []string{
+		`[{"$ref":"2"},{"$id":"1","Type":"a","Child":{"$id":"2","Type":"b","Parent":{"$ref":"1"}}}]`,
+		`[{"$id":"1","Type":"a","Child":{"$id":"2","Type":"b","Parent":{"$ref":"1"}}},{"$ref":"2"}]`,
+		`[{"$ref":"3"},{"$id":"1","Type":"a","L":[{"$id":"2","Type":"b","M":{"$id":"3","Type":"c","Up":{"$ref":"1"}}}]}]`,
+	} {
+		es := entitiesOf(t, ents)
+		if _, err := json.Marshal(es); err != nil {
+			t.Errorf("%s: entities not encodable: %v", ents, err)
+		}
+		if len(es) != 2 {
+			t.Errorf("%s: %d entities", ents, len(es))
+		}
+	}
+}

@@ -34,17 +34,22 @@ type refNode struct {
 
 // idObj is an object that carries an "$id".
 type idObj struct {
-	m     map[string]any
-	state int8 // 0 unresolved, 1 resolving, 2 resolved
-	size  int  // expanded size once resolved
+	m          map[string]any
+	start, end int  // the object's span in the entities' text, which tells nesting
+	state      int8 // 0 unresolved, 1 resolving, 2 resolved
+	size       int  // expanded size once resolved
 }
+
+// contains reports whether o is, or textually encloses, p.
+func (o *idObj) contains(p *idObj) bool { return o.start <= p.start && p.end <= o.end }
 
 type entityDecoder struct {
 	src     string // the entities' JSON text; decoded strings are slices of it
 	objs    []*idObj
 	defs    map[string]int
 	pending []*refNode
-	total   int // expanded size linked so far, against expandBudget
+	active  []*idObj // objects being resolved, innermost last
+	total   int      // expanded size linked so far, against expandBudget
 }
 
 // entitiesJSON returns the JSON array of an Entities value: the value itself, or the text of
@@ -176,6 +181,7 @@ func (dec *entityDecoder) decode(d []byte, i, depth int) (any, int) {
 }
 
 func (dec *entityDecoder) object(d []byte, i, depth int) (any, int) {
+	start := i
 	m := map[string]any{}
 	var refKey, refID, id string
 	isRef, hasID := false, false
@@ -218,7 +224,7 @@ func (dec *entityDecoder) object(d []byte, i, depth int) (any, int) {
 		return r, end
 	}
 	if hasID {
-		o := &idObj{m: m}
+		o := &idObj{m: m, start: start, end: end}
 		dec.objs = append(dec.objs, o)
 		dec.defs[id] = len(dec.objs) - 1
 		return o, end
@@ -227,8 +233,12 @@ func (dec *entityDecoder) object(d []byte, i, depth int) (any, int) {
 }
 
 // resolve replaces, in place, every idObj and refNode inside v by the map it stands for and
-// returns v's replacement with its expanded size. Links only ever point at fully resolved
-// objects, which never gain links afterwards, so the result has no cycles.
+// returns v's replacement with its expanded size.
+//
+// The result has no cycles: a reference is linked only to a fully resolved object that does
+// not enclose any object still being resolved, and a resolved object never gains links. An
+// object can only come to contain itself through a reference to itself or to an object
+// enclosing it, which is what the enclosure test refuses.
 func (dec *entityDecoder) resolve(v any) (any, int) {
 	switch x := v.(type) {
 	case map[string]any:
@@ -265,11 +275,8 @@ func (dec *entityDecoder) resolve(v any) (any, int) {
 		}
 		return x, n
 	case *idObj:
-		if x.state == 0 {
-			x.state = 1
-			_, x.size = dec.resolve(x.m)
-			x.state = 2
-		}
+		// Reached where it is written: part of its container whatever its state.
+		dec.resolveObj(x)
 		return x.m, x.size
 	case *refNode:
 		kept := map[string]any{x.key: x.id}
@@ -277,11 +284,12 @@ func (dec *entityDecoder) resolve(v any) (any, int) {
 			return kept, 2
 		}
 		t := dec.objs[x.target]
-		if t.state == 0 {
-			t.state = 1
-			_, t.size = dec.resolve(t.m)
-			t.state = 2
+		for _, a := range dec.active {
+			if t.contains(a) {
+				return kept, 2
+			}
 		}
+		dec.resolveObj(t)
 		if t.state != 2 || dec.total+t.size > expandBudget {
 			return kept, 2
 		}
@@ -289,6 +297,17 @@ func (dec *entityDecoder) resolve(v any) (any, int) {
 		return t.m, t.size
 	}
 	return v, 1
+}
+
+func (dec *entityDecoder) resolveObj(o *idObj) {
+	if o.state != 0 {
+		return
+	}
+	o.state = 1
+	dec.active = append(dec.active, o)
+	_, o.size = dec.resolve(o.m)
+	dec.active = dec.active[:len(dec.active)-1]
+	o.state = 2
 }
 
 // appendCompact appends raw (well-formed JSON) without insignificant whitespace.

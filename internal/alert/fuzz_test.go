@@ -26,6 +26,7 @@ func addSeeds(f *testing.F) {
 		"", "[]", `{"records":[]}`, "\xEF\xBB\xBF{}", `[{"records":[{"AlertType":"a","SystemAlertId":"b"}]},1,"x"]`,
 		`{"AlertType":"a","SystemAlertId":"b","Entities":[{"$id":"1","x":{"$ref":"1"}},{"$ref":"1"},{"$ref":"2"}]}`,
 		`{"AlertType":"a","SystemAlertId":"b","Entities":"[{\"$id\":\"1\"}]","Intent":"[\"x\"]"}`,
+		`{"AlertType":"a","SystemAlertId":"b","Entities":[{"$ref":"2"},{"$id":"1","c":{"$id":"2","p":{"$ref":"1"}}}]}`,
 		`{"category":"Security","operationName":"x","properties":{"eventProperties":"{\"severity\":\"High\"}"}}`,
 		`{"records":[{"a":1}],"records":[{"b":2}]}`, `{"a":1}{`, "[1,2",
 	} {

@@ -33,6 +33,11 @@ var siemKinds = []alert.Kind{alert.KindAlert, alert.KindActivityLogAlert}
 
 var types = map[string]typeInfo{
 	"splunk_hec": {build: buildHEC, kinds: nil},
+	"http":       {build: buildHTTP, kinds: nil},
+	"syslog":     {build: buildSyslog, kinds: siemKinds},
+	"cef":        {build: buildCEF, kinds: siemKinds},
+	"leef":       {build: buildLEEF, kinds: siemKinds},
+	"logrhythm":  {build: buildLogRhythm, kinds: siemKinds},
 }
 
 // Types lists the supported destination types.
