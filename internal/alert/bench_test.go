@@ -83,3 +83,18 @@ func BenchmarkParseMessage100(b *testing.B) {
 		}
 	}
 }
+
+// What a CEF or LEEF formatter asks of a large alert.
+func BenchmarkEntityValues(b *testing.B) {
+	a := mustParse(b, readTestdata(b, "elastic_eventhub_alert.json")).Alert
+	b.ReportAllocs()
+	cpu := startCPU()
+	defer cpu.report(b)
+	for b.Loop() {
+		_ = a.EntityValues("ip", "Address")
+		_ = a.EntityValues("host", "HostName", "NetBiosName")
+		_ = a.EntityValues("account", "Name")
+		_ = a.EntityValues("process", "CommandLine")
+		_ = a.EntityValues("filehash", "Value")
+	}
+}

@@ -355,12 +355,12 @@ func TestSkipEntities(t *testing.T) {
 			if lite.Alert.Entities != nil {
 				t.Errorf("entities decoded despite SkipEntities")
 			}
-			if !reflect.DeepEqual(DecodeEntities(lite.Alert.EntitiesJSON), full.Alert.Entities) {
-				t.Errorf("DecodeEntities(EntitiesJSON) differs from the entities Parse decodes")
+			if lite.Alert.NestedEntities != nil {
+				t.Errorf("nested entities decoded despite SkipEntities")
 			}
-			lite.Alert.Entities = full.Alert.Entities
+			lite.Alert.DecodeEntities()
 			if !reflect.DeepEqual(lite, full) {
-				t.Errorf("SkipEntities changed more than the entities")
+				t.Errorf("SkipEntities then DecodeEntities differs from Parse")
 			}
 		})
 	}
@@ -369,8 +369,9 @@ func TestSkipEntities(t *testing.T) {
 		t.Errorf("ParseMessage with SkipEntities: %v %+v", err, recs)
 	}
 	for _, bad := range []string{"", "{}", "[1", "[1] x", `"[]"`} {
-		if got := DecodeEntities([]byte(bad)); got != nil {
-			t.Errorf("DecodeEntities(%q) = %v", bad, got)
+		a := &Alert{EntitiesJSON: []byte(bad), Entities: []Entity{{Type: "stale"}}}
+		if a.DecodeEntities(); a.Entities != nil || a.NestedEntities != nil {
+			t.Errorf("DecodeEntities of %q = %v, %v", bad, a.Entities, a.NestedEntities)
 		}
 	}
 }

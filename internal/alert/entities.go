@@ -3,7 +3,6 @@ package alert
 import (
 	"encoding/json"
 	"slices"
-	"sort"
 	"strings"
 	"unicode/utf8"
 )
@@ -50,6 +49,19 @@ type entityDecoder struct {
 	pending []*refNode
 	active  []*idObj // objects being resolved, innermost last
 	total   int      // expanded size linked so far, against expandBudget
+	nested  []typedMap
+	scratch []member // members of the objects being decoded
+}
+
+type member struct {
+	k string
+	v any
+}
+
+// typedMap is an entity written inside another one.
+type typedMap struct {
+	typ string
+	m   map[string]any
 }
 
 // entitiesJSON returns the JSON array of an Entities value: the value itself, or the text of
@@ -64,16 +76,21 @@ func entitiesJSON(v []byte) []byte {
 	return v
 }
 
-// DecodeEntities decodes an alert's entity list, Alert.EntitiesJSON, resolving references as
-// Parse does. It returns nil for anything but a well-formed JSON array; elements that are not
-// objects are skipped.
-func DecodeEntities(v []byte) []Entity {
+// DecodeEntities sets Entities and NestedEntities from EntitiesJSON, resolving references,
+// for an alert parsed with Options.SkipEntities (Parse otherwise does it). Elements that are
+// not objects are skipped; EntitiesJSON that is not a well-formed JSON array gives no
+// entities. It changes a, so call it before a is shared between goroutines.
+func (a *Alert) DecodeEntities() {
+	a.Entities, a.NestedEntities = decodeEntities(a.EntitiesJSON)
+}
+
+func decodeEntities(v []byte) (entities, nested []Entity) {
 	start, end := trimMessage(v)
 	if start >= end || v[start] != '[' {
-		return nil
+		return nil, nil
 	}
 	if stop, err := skipValue(v[:end], start, 0); err != nil || stop != end {
-		return nil
+		return nil, nil
 	}
 	v = v[start:end]
 	// One string for the whole list, so that keys and values without escapes are slices of
@@ -86,20 +103,17 @@ func DecodeEntities(v []byte) []Entity {
 			r.target = t
 		}
 	}
-	out := make([]Entity, 0, len(items))
 	for _, it := range items {
 		x, n := d.resolve(it)
 		d.total += n
-		m, ok := x.(map[string]any)
-		if !ok {
-			continue
+		if m, ok := x.(map[string]any); ok {
+			entities = append(entities, Entity{Type: strings.ToLower(stringField(m, "Type")), Fields: m})
 		}
-		out = append(out, Entity{Type: strings.ToLower(stringField(m, "Type")), Fields: m})
 	}
-	if len(out) == 0 {
-		return nil
+	for _, n := range d.nested {
+		nested = append(nested, Entity{Type: strings.ToLower(n.typ), Fields: n.m})
 	}
-	return out
+	return entities, nested
 }
 
 // str returns the decoded JSON string d[i:end] (quotes included).
@@ -182,25 +196,31 @@ func (dec *entityDecoder) decode(d []byte, i, depth int) (any, int) {
 
 func (dec *entityDecoder) object(d []byte, i, depth int) (any, int) {
 	start := i
-	m := map[string]any{}
-	var refKey, refID, id string
-	isRef, hasID := false, false
+	// Members are gathered first so that the map is made at its final size, and not at all
+	// for a reference.
+	mark := len(dec.scratch)
+	var refKey, refID, id, typ string
+	isRef, hasID, hasType := false, false, false
 	i = skipWS(d, i+1)
 	if i < len(d) && d[i] == '}' {
-		return m, i + 1
+		return map[string]any{}, i + 1
 	}
 	for i < len(d) {
 		ke, esc, err := skipString(d, i)
 		if err != nil {
-			return m, len(d)
+			i = len(d)
+			break
 		}
 		k := dec.str(d, i, ke, esc)
 		i = skipWS(d, ke) + 1 // past the colon
 		var v any
 		v, i = dec.decode(d, i, depth+1)
-		m[k] = v
-		if s, ok := v.(string); ok && len(k) >= 3 && k[0] == '$' {
+		dec.scratch = append(dec.scratch, member{k, v})
+		if s, ok := v.(string); ok {
 			switch {
+			case len(k) == 4 && strings.EqualFold(k, "type"):
+				typ, hasType = s, true
+			case len(k) < 3 || k[0] != '$':
 			case strings.EqualFold(k, "$ref"):
 				refKey, refID, isRef = k, s, true
 			case strings.EqualFold(k, "$id"):
@@ -214,7 +234,9 @@ func (dec *entityDecoder) object(d []byte, i, depth int) (any, int) {
 		i = skipWS(d, i+1)
 	}
 	end := i + 1
-	if isRef && len(m) == 1 {
+	members := dec.scratch[mark:]
+	if isRef && len(members) == 1 {
+		dec.scratch = dec.scratch[:mark]
 		r := &refNode{key: refKey, id: refID, target: -1}
 		if t, ok := dec.defs[refID]; ok {
 			r.target = t
@@ -222,6 +244,16 @@ func (dec *entityDecoder) object(d []byte, i, depth int) (any, int) {
 			dec.pending = append(dec.pending, r)
 		}
 		return r, end
+	}
+	m := make(map[string]any, len(members))
+	for _, mb := range members {
+		m[mb.k] = mb.v
+	}
+	clear(members)
+	dec.scratch = dec.scratch[:mark]
+	// Objects inside the list's elements (depth 1) that name a type are nested entities.
+	if hasType && depth > 1 {
+		dec.nested = append(dec.nested, typedMap{typ, m})
 	}
 	if hasID {
 		o := &idObj{m: m, start: start, end: end}
@@ -370,13 +402,9 @@ func stringField(m map[string]any, name string) string {
 	return ""
 }
 
-// maxEntityWalk bounds how deep EntityValues looks for entities nested in other entities.
-const maxEntityWalk = 16
-
 // EntityValues returns the distinct non-empty values of the given fields (names matched in
 // any letter case) of the alert's entities of type entityType (also in any case), in order:
-// the alert's own entity list first, entity by entity and field by field, then entities
-// nested inside them (an ip inside a dns entity, a filehash inside a file). Typical uses:
+// Entities first, entity by entity and field by field, then NestedEntities. Typical uses:
 //
 //	a.EntityValues("ip", "Address")
 //	a.EntityValues("host", "HostName", "NetBiosName")
@@ -390,51 +418,18 @@ func (a *Alert) EntityValues(entityType string, fields ...string) []string {
 		return nil
 	}
 	var out []string
-	add := func(m map[string]any) {
-		for _, f := range fields {
-			s := stringField(m, f)
-			if s != "" && !slices.Contains(out, s) {
-				out = append(out, s)
+	for _, list := range [2][]Entity{a.Entities, a.NestedEntities} {
+		for _, e := range list {
+			if !strings.EqualFold(e.Type, entityType) {
+				continue
 			}
-		}
-	}
-	for _, e := range a.Entities {
-		if strings.EqualFold(e.Type, entityType) {
-			add(e.Fields)
-		}
-	}
-	var walk func(v any, depth int)
-	walk = func(v any, depth int) {
-		if depth > maxEntityWalk {
-			return
-		}
-		switch x := v.(type) {
-		case map[string]any:
-			if strings.EqualFold(stringField(x, "Type"), entityType) {
-				add(x)
+			for _, f := range fields {
+				s := stringField(e.Fields, f)
+				if s != "" && !slices.Contains(out, s) {
+					out = append(out, s)
+				}
 			}
-			for _, k := range sortedKeys(x) {
-				walk(x[k], depth+1)
-			}
-		case []any:
-			for _, c := range x {
-				walk(c, depth+1)
-			}
-		}
-	}
-	for _, e := range a.Entities {
-		for _, k := range sortedKeys(e.Fields) {
-			walk(e.Fields[k], 1)
 		}
 	}
 	return out
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

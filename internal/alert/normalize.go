@@ -82,7 +82,7 @@ func fillAlert(fs *fieldSet, a *Alert, opt Options) {
 	a.ExtendedProperties = extendedProperties(fs[fExtendedProperties])
 	a.EntitiesJSON = entitiesJSON(fs[fEntities])
 	if !opt.SkipEntities {
-		a.Entities = DecodeEntities(a.EntitiesJSON)
+		a.DecodeEntities()
 	}
 }
 
@@ -152,7 +152,7 @@ func parseActivityLogAlert(top *fieldSet, rec *Record, opt Options) {
 	a.ExtendedProperties = extendedProperties(top[fProperties])
 	a.EntitiesJSON = entitiesJSON(pick(fEntities))
 	if !opt.SkipEntities {
-		a.Entities = DecodeEntities(a.EntitiesJSON)
+		a.DecodeEntities()
 	}
 
 	rec.Alert = a

@@ -213,6 +213,14 @@ func TestElasticAlertDetails(t *testing.T) {
 	if e := a.Entities[20]; e.Type != "k8s-cluster" {
 		t.Errorf("Entities[20].Type = %q, want lower-cased k8s-cluster", e.Type)
 	}
+	var nestedTypes []string
+	for _, e := range a.NestedEntities {
+		nestedTypes = append(nestedTypes, e.Type)
+	}
+	// Written nested: the dns entity's ip, the file's filehash, the second dns entity's ip.
+	if !slices.Equal(nestedTypes, []string{"ip", "filehash", "ip"}) || a.NestedEntities[1].Fields["Value"] != "Sample-SHA" {
+		t.Errorf("NestedEntities types = %q", nestedTypes)
+	}
 	values := []struct {
 		typ    string
 		fields []string
@@ -414,8 +422,10 @@ func TestCaseInsensitiveKeys(t *testing.T) {
 					t.Errorf("EntitiesJSON %s, lower-cased %s", orig.Alert.EntitiesJSON, lower.Alert.EntitiesJSON)
 				}
 				orig.Alert.EntitiesJSON, lower.Alert.EntitiesJSON = nil, nil
-				for i := range orig.Alert.Entities {
-					orig.Alert.Entities[i].Fields = lowerEntityKeys(orig.Alert.Entities[i].Fields).(map[string]any)
+				for _, list := range [][]Entity{orig.Alert.Entities, orig.Alert.NestedEntities} {
+					for i := range list {
+						list[i].Fields = lowerEntityKeys(list[i].Fields).(map[string]any)
+					}
 				}
 				// Extended property names are the user's data and keep their case.
 				lowerEP := map[string]string{}
@@ -473,6 +483,7 @@ type goldenAlert struct {
 	ProductComponent   string
 	ExtendedProperties map[string]string
 	Entities           []Entity
+	NestedEntities     []Entity
 }
 
 func fmtTime(t time.Time) string {
@@ -497,7 +508,7 @@ func golden(rec Record) goldenModel {
 			SubTechniques: a.SubTechniques, CompromisedEntity: a.CompromisedEntity, ResourceID: a.ResourceID,
 			SubscriptionID: a.SubscriptionID, AlertURI: a.AlertURI, VendorName: a.VendorName,
 			ProductName: a.ProductName, ProductComponent: a.ProductComponent,
-			ExtendedProperties: a.ExtendedProperties, Entities: a.Entities,
+			ExtendedProperties: a.ExtendedProperties, Entities: a.Entities, NestedEntities: a.NestedEntities,
 		}
 	}
 	return g

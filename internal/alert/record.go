@@ -104,9 +104,14 @@ type Alert struct {
 	// Entities are the alert's entities with every $ref replaced by the entity it names.
 	// Nil when the alert has none, or when it was parsed with Options.SkipEntities.
 	Entities []Entity
+	// NestedEntities are the entities written inside other entities (a filehash inside a
+	// file, an ip inside a dns entity), in the order they are written, each once. Together
+	// with Entities they are every entity of the alert.
+	NestedEntities []Entity
 	// EntitiesJSON is the JSON array the entities were decoded from, as the record wrote it
 	// (the text inside the string for the Log Analytics shape, where Entities is a string);
-	// nil when the alert has no entity list. DecodeEntities turns it into Entities.
+	// nil when the alert has no entity list. DecodeEntities turns it into Entities and
+	// NestedEntities.
 	EntitiesJSON []byte
 }
 

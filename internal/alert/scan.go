@@ -1,10 +1,12 @@
 package alert
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/bits"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -144,16 +146,11 @@ func skipString(d []byte, i int) (int, bool, error) {
 	esc := false
 	i++
 	for {
-		// Eight bytes at a time while none of them is a quote, a backslash or a control
-		// character: most of a record is plain string content.
-		for i+8 <= len(d) && !wordSpecial(binary.LittleEndian.Uint64(d[i:])) {
-			i += 8
-		}
+		i = nextSpecial(d, i)
 		if i >= len(d) {
 			return i, esc, syntaxErr(start, "unterminated string")
 		}
-		c := d[i]
-		switch {
+		switch c := d[i]; {
 		case c == '"':
 			return i + 1, esc, nil
 		case c == '\\':
@@ -176,10 +173,8 @@ func skipString(d []byte, i int) (int, bool, error) {
 			default:
 				return i, esc, syntaxErr(i, "invalid escape")
 			}
-		case c < 0x20:
-			return i, esc, syntaxErr(i, "control character in string")
 		default:
-			i++
+			return i, esc, syntaxErr(i, "control character in string")
 		}
 	}
 }
@@ -189,16 +184,34 @@ const (
 	highs = 0x8080808080808080
 )
 
-// wordSpecial reports whether any of the eight bytes of w may be '"', '\\' or below 0x20. It
-// may report true for a word that has none (then the bytes are looked at one by one), never
-// false for a word that has one.
-func wordSpecial(w uint64) bool {
+// nextSpecial returns the index of the first '"', '\\' or control character in d at or after
+// i, or len(d). Most of a record is string content, so it looks at eight bytes at a time.
+func nextSpecial(d []byte, i int) int {
+	for i+8 <= len(d) {
+		if m := specialMask(binary.LittleEndian.Uint64(d[i:])); m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+		i += 8
+	}
+	for i < len(d) {
+		if c := d[i]; c == '"' || c == '\\' || c < 0x20 {
+			return i
+		}
+		i++
+	}
+	return i
+}
+
+// specialMask sets the high bit of each byte of w (little-endian) that is '"', '\\' or below
+// 0x20. Bytes above the first such byte may be flagged wrongly, so only the lowest flag is
+// meaningful; it is exact.
+func specialMask(w uint64) uint64 {
 	quote := w ^ (ones * '"')
 	bslash := w ^ (ones * '\\')
 	zeroQ := (quote - ones) &^ quote
 	zeroB := (bslash - ones) &^ bslash
 	ctl := (w - ones*0x20) &^ w
-	return (zeroQ|zeroB|ctl)&highs != 0
+	return (zeroQ | zeroB | ctl) & highs
 }
 
 func skipObject(d []byte, i, depth int) (int, error) {
@@ -379,7 +392,7 @@ func decodeString(val []byte) (string, bool) {
 	if i == len(content) {
 		return string(content), true
 	}
-	if !containsByte(content[i:], '\\') && utf8.Valid(content[i:]) {
+	if bytes.IndexByte(content[i:], '\\') < 0 && utf8.Valid(content[i:]) {
 		return string(content), true
 	}
 	return unquote(content, i), true
@@ -461,15 +474,6 @@ func hex4(s []byte) rune {
 		r = r<<4 | rune(c)
 	}
 	return r
-}
-
-func containsByte(b []byte, c byte) bool {
-	for _, x := range b {
-		if x == c {
-			return true
-		}
-	}
-	return false
 }
 
 // decodeKey returns the object key raw (as eachMember passes it) as a string.

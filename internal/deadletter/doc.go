@@ -8,12 +8,21 @@
 // from the Event Hub coordinates (see RowKey) so that ids sort by enqueued time and a retried
 // batch overwrites its own letters. The main entity holds the metadata and the first payload
 // chunks: the payload is gzip-compressed when that helps, and cut into binary properties
-// Payload00, Payload01… of at most 64 KiB. When one entity cannot hold it (Azure allows 1 MiB
-// per entity, counted in UTF-16 for strings), the rest goes into continuation entities with
+// Payload00, Payload01… of at most 64 KiB. When one entity cannot hold it, the rest goes into
+// continuation entities with
 // RowKey `<id>~001`, `<id>~002`…, which sort after their main entity and carry Part > 0; List
 // and Counts skip them. Continuations are written before the main entity, so a reader that
 // finds a main entity finds its chunks; the payload's size and SHA-256 are checked on every
 // Get.
+//
+// # Limits
+//
+// Azure allows 1 MiB per entity, counted with strings in UTF-16 and binary as raw bytes, 252
+// properties, 64 KiB per binary property and 1 KiB per key; Azurite instead refuses an entity
+// whose JSON body passes 1 MiB, where base64 makes binary a third larger. The encoder keeps
+// every entity within both (about 11 chunks, 704 KiB of payload, per entity) and checks each
+// entity before it is sent, because the emulator would not catch what only Azure refuses.
+// Transactions stay within 100 operations and 3 MiB of body.
 //
 // # Failure
 //

@@ -100,6 +100,7 @@ func rawKeys(t *testing.T, s *Store, dest string) []string {
 var t0 = time.Date(2026, 11, 28, 3, 4, 5, 123456700, time.UTC)
 
 func TestRoundTrip(t *testing.T) {
+	t.Parallel()
 	s, _ := newStore(t)
 	ctx := context.Background()
 	sample := bytes.Repeat([]byte(`{"SystemAlertId":"x","Severity":"High","Entities":[{"$id":"1","Type":"ip","Address":"10.0.0.1"}]},`), 60000)
@@ -169,6 +170,7 @@ func diffLetters(got, want Letter) string {
 }
 
 func TestPutSameCoordinatesOverwrites(t *testing.T) {
+	t.Parallel()
 	s, _ := newStore(t)
 	ctx := context.Background()
 	payload := randomBytes(t, 2<<20) // with continuations, to check they are not duplicated either
@@ -226,6 +228,7 @@ func TestPutSameCoordinatesOverwrites(t *testing.T) {
 }
 
 func TestListOrderAndFilters(t *testing.T) {
+	t.Parallel()
 	s, _ := newStore(t)
 	ctx := context.Background()
 	// Written out of order, in one call (one transaction) and across calls; one needs a
@@ -303,6 +306,7 @@ func TestListOrderAndFilters(t *testing.T) {
 }
 
 func TestUpdateDeletePurge(t *testing.T) {
+	t.Parallel()
 	s, _ := newStore(t)
 	ctx := context.Background()
 	big := letterAt("syslog", t0, 1, randomBytes(t, 3<<20))
@@ -360,6 +364,7 @@ func TestUpdateDeletePurge(t *testing.T) {
 }
 
 func TestCorruptLetter(t *testing.T) {
+	t.Parallel()
 	s, _ := newStore(t)
 	ctx := context.Background()
 	put := func(seq int64, payload []byte) Letter {
@@ -432,6 +437,7 @@ func TestCorruptLetter(t *testing.T) {
 }
 
 func TestPutFailsFastWhenStorageIsDown(t *testing.T) {
+	t.Parallel()
 	s, az := newStore(t)
 	ctx := context.Background()
 	l := letterAt("down", t0, 1, []byte("x"))
@@ -468,6 +474,7 @@ func TestPutFailsFastWhenStorageIsDown(t *testing.T) {
 }
 
 func TestNewCreatesTableOnce(t *testing.T) {
+	t.Parallel()
 	s, _ := newStore(t)
 	// A second store on the same table meets TableAlreadyExists and carries on.
 	s2, err := New(context.Background(), s.Config(), nil)
@@ -480,6 +487,7 @@ func TestNewCreatesTableOnce(t *testing.T) {
 }
 
 func TestPutRejectsBadKeys(t *testing.T) {
+	t.Parallel()
 	s, _ := newStore(t)
 	for _, l := range []Letter{
 		{Destination: ""},
@@ -528,6 +536,7 @@ func BenchmarkPut100x5KB(b *testing.B) {
 }
 
 func TestSASConnection(t *testing.T) {
+	t.Parallel()
 	az := testenv.StartAzurite(t)
 	cred, err := aztables.NewSharedKeyCredential(testenv.AzuriteAccount, testenv.AzuriteAccountKey)
 	if err != nil {
@@ -585,5 +594,30 @@ func TestSASConnection(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "connection refused") {
 		t.Errorf("error lost its cause: %v", err)
+	}
+}
+
+// TestOddKeys checks keys that need escaping in URLs and OData filters: quotes, '%', spaces and
+// non-ASCII letters are all valid in Table keys.
+func TestOddKeys(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t)
+	ctx := context.Background()
+	ls := []Letter{letterAt("o'brien", t0, 1, randomBytes(t, 1<<20))}
+	ls[0].ID = "id'x%20 é"
+	if err := s.Put(ctx, ls); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, "o'brien", ls[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := s.List(ctx, ListOptions{Destination: "o'brien"}); err != nil || len(l) != 1 {
+		t.Fatal(l, err)
+	}
+	if err := s.Delete(ctx, "o'brien", ls[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if k := rawKeys(t, s, "o'brien"); len(k) != 0 {
+		t.Fatal(k)
 	}
 }

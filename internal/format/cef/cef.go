@@ -148,7 +148,7 @@ func Extension(rec *alert.Record) []Pair {
 	}
 	id := or(a.SystemAlertID, rec.ID)
 	sub := or(a.SubscriptionID, rec.SubscriptionID)
-	ents := entities(a.Entities)
+	ents := entities(a)
 	add("act", a.ExtendedProperties["ActionTaken"], maxShort)
 	add("cat", strings.Join(a.Intent, ","), maxString)
 	cs(1, "AlertId", id)
@@ -226,56 +226,33 @@ type entityValues struct {
 	ip, host, account, file, url string
 }
 
-func entities(es []alert.Entity) entityValues {
+func entities(a *alert.Alert) entityValues {
+	if a.Entities == nil && a.EntitiesJSON != nil {
+		// Parsed without entities: decode a copy here (the record is shared with other
+		// destinations), since CEF has keys for them.
+		cp := *a
+		cp.DecodeEntities()
+		a = &cp
+	}
 	var v entityValues
-	for _, e := range es {
-		switch e.Type {
-		case "ip":
-			if v.ip == "" {
-				if s := field(e, "Address"); s != "" {
-					if addr, err := netip.ParseAddr(s); err == nil {
-						v.ip = addr.String()
-					}
-				}
-			}
-		case "host":
-			if v.host == "" {
-				v.host = field(e, "HostName")
-				if d := field(e, "DnsDomain"); v.host != "" && d != "" {
-					v.host += "." + d
-				}
-			}
-		case "account":
-			if v.account == "" {
-				v.account = field(e, "Name")
-			}
-		case "file":
-			if v.file == "" {
-				v.file = field(e, "Name")
-			}
-		case "url":
-			if v.url == "" {
-				v.url = field(e, "Url")
-			}
+	for _, s := range a.EntityValues("ip", "Address") {
+		if addr, err := netip.ParseAddr(s); err == nil {
+			v.ip = addr.String()
+			break
 		}
 	}
+	v.host = first(a.EntityValues("host", "HostName", "NetBiosName"))
+	v.account = first(a.EntityValues("account", "Name"))
+	v.file = first(a.EntityValues("file", "Name"))
+	v.url = first(a.EntityValues("url", "Url"))
 	return v
 }
 
-// field returns a string property of e, matching the key case-insensitively (the export
-// writes PascalCase, the REST shape camelCase).
-func field(e alert.Entity, name string) string {
-	if v, ok := e.Fields[name].(string); ok {
-		return v
+func first(ss []string) string {
+	if len(ss) == 0 {
+		return ""
 	}
-	for k, v := range e.Fields {
-		if strings.EqualFold(k, name) {
-			if s, ok := v.(string); ok {
-				return s
-			}
-		}
-	}
-	return ""
+	return ss[0]
 }
 
 type extWriter struct {

@@ -360,3 +360,32 @@ func BenchmarkFormat(b *testing.B) {
 		}
 	}
 }
+
+func TestEntities(t *testing.T) {
+	tests := []struct {
+		name string
+		a    *alert.Alert
+		want map[string]string
+	}{
+		{"decoded from EntitiesJSON when not parsed", &alert.Alert{EntitiesJSON: []byte(`[{"$id":"1","Type":"ip","Address":"10.0.0.1"},{"$id":"2","Type":"account","Name":"alice","Host":{"$ref":"3"}},{"$id":"3","Type":"host","HostName":"web1"}]`)},
+			map[string]string{"src": "10.0.0.1", "suser": "alice", "dhost": "web1"}},
+		{"first valid IP", &alert.Alert{Entities: []alert.Entity{
+			{Type: "ip", Fields: map[string]any{"Address": "not an ip"}},
+			{Type: "ip", Fields: map[string]any{"address": "::ffff:10.1.2.3"}},
+		}}, map[string]string{"src": "::ffff:10.1.2.3"}},
+		{"compromised entity when no host", &alert.Alert{CompromisedEntity: "vm1", Entities: []alert.Entity{
+			{Type: "url", Fields: map[string]any{"Url": "https://x/?a=b"}},
+			{Type: "file", Fields: map[string]any{"Name": "evil.exe"}},
+		}}, map[string]string{"dhost": "vm1", "request": "https://x/?a=b", "fname": "evil.exe"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := checkCEF(t, newFormatter(t, nil).AppendCEF(nil, &alert.Record{Kind: alert.KindAlert, Alert: tt.a}))
+			for k, v := range tt.want {
+				if p.ext[k] != v {
+					t.Errorf("%s = %q, want %q", k, p.ext[k], v)
+				}
+			}
+		})
+	}
+}

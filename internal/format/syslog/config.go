@@ -51,7 +51,9 @@ func DefaultSeverityMap() SeverityMap {
 // HeaderConfig is the part of the settings that shapes the syslog header; the CEF formatter
 // shares it.
 type HeaderConfig struct {
-	// Header is HeaderRFC5424 or HeaderRFC3164.
+	// Header is HeaderRFC5424 or HeaderRFC3164. RFC 3164 limits a packet to 1024 bytes; the
+	// formatter does not cut messages to that (alerts are often 5–30 KB and TCP receivers take
+	// them whole), only the UDP transport cuts, to its MaxDatagram.
 	Header string
 	// Facility is a facility name ("local4", "authpriv", …) or number 0–23. Sentinel and other
 	// collectors filter by facility: pick one that is not also collected as plain syslog.
