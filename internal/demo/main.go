@@ -67,7 +67,23 @@ func run(handler, appDir, azuriteBin string) error {
 	}
 	defer down.Close()
 	down.Refuse(503)
-	fmt.Printf("second Splunk HEC receiver (answering 503 busy for now) on %s\n\n", down.URL)
+	fmt.Printf("second Splunk HEC receiver (answering 503 busy for now) on %s\n", down.URL)
+	rsys, err := startSyslog()
+	if err != nil {
+		return err
+	}
+	defer rsys.Close()
+	arc, err := startSyslog()
+	if err != nil {
+		return err
+	}
+	defer arc.Close()
+	lr, err := startWebhook()
+	if err != nil {
+		return err
+	}
+	defer lr.Close()
+	fmt.Printf("syslog receiver (RFC 5424) on %s, ArcSight-style CEF receiver on %s, LogRhythm webhook on %s\n\n", rsys.Addr, arc.Addr, lr.URL)
 
 	host := &hostsim.Host{
 		Path: handler,
@@ -85,6 +101,14 @@ func run(handler, appDir, azuriteBin string) error {
 			"Destinations__splunk_dr__Token=" + hecToken,
 			"Destinations__splunk_dr__Kinds=alert",
 			"Destinations__splunk_dr__RetryMaxAttempts=2",
+			"Destinations__rsyslog__Type=syslog",
+			"Destinations__rsyslog__Address=" + rsys.Addr,
+			"Destinations__rsyslog__Hostname=defender-forwarder",
+			"Destinations__arcsight__Type=cef",
+			"Destinations__arcsight__Address=" + arc.Addr,
+			"Destinations__arcsight__Hostname=defender-forwarder",
+			"Destinations__logrhythm__Type=logrhythm",
+			"Destinations__logrhythm__Url=" + lr.URL,
 			"DeadLetter__ReplaySchedule=0 */15 * * * *",
 			"Forwarder__LogLevel=error",
 		},
@@ -124,6 +148,20 @@ func run(handler, appDir, azuriteBin string) error {
 
 	fmt.Printf("\nThe HEC receiver got %d events:\n", hec.Count())
 	printEvents(hec.Events())
+	fmt.Printf("\nThe syslog receiver got %d messages (alerts only, by default):\n", len(rsys.Messages()))
+	for _, m := range rsys.Messages() {
+		fmt.Println("  " + shorten(m, 400))
+	}
+	fmt.Printf("\nThe CEF receiver got %d messages:\n", len(arc.Messages()))
+	for _, m := range arc.Messages() {
+		fmt.Println("  " + shorten(m, 700))
+	}
+	fmt.Printf("\nThe LogRhythm webhook got %d objects; the first, without original_message:\n", len(lr.Objects()))
+	if objs := lr.Objects(); len(objs) > 0 {
+		delete(objs[0], "original_message")
+		b, _ := json.MarshalIndent(objs[0], "  ", "  ")
+		fmt.Println("  " + string(b))
+	}
 	last := results[len(results)-1]
 	if !last.Succeeded() {
 		return fmt.Errorf("the last invocation failed with HTTP %d", last.Status)

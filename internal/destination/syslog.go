@@ -54,6 +54,7 @@ func readSyslogSink(r *reader) syslogsink.Config {
 	c.TLS = readTLS(r)
 	c.DialTimeout = r.duration("DialTimeout", c.DialTimeout)
 	c.WriteTimeout = r.duration("WriteTimeout", c.WriteTimeout)
+	c.CloseCheck = r.duration("CloseCheck", c.CloseCheck)
 	c.MaxDatagram = r.integer("MaxDatagram", c.MaxDatagram, 480, 65000)
 	return c
 }
