@@ -98,3 +98,18 @@ func BenchmarkEntityValues(b *testing.B) {
 		_ = a.EntityValues("filehash", "Value")
 	}
 }
+
+// The same message for destinations that never read entities.
+func BenchmarkParseMessage100SkipEntities(b *testing.B) {
+	msg := hundredRecords(b)
+	b.SetBytes(int64(len(msg)))
+	b.ReportAllocs()
+	cpu := startCPU()
+	defer cpu.report(b)
+	for b.Loop() {
+		recs, err := Options{SkipEntities: true}.ParseMessage(msg)
+		if err != nil || len(recs) != 100 {
+			b.Fatal(len(recs), err)
+		}
+	}
+}
