@@ -23,6 +23,8 @@ type builder func(r *reader, d *pipeline.Destination, log *slog.Logger)
 
 type typeInfo struct {
 	build builder
+	// entities says the type's formatter reads alert entities.
+	entities bool
 	// kinds is the default for the Kinds setting; nil means every kind.
 	kinds []alert.Kind
 }
@@ -35,9 +37,9 @@ var types = map[string]typeInfo{
 	"splunk_hec": {build: buildHEC, kinds: nil},
 	"http":       {build: buildHTTP, kinds: nil},
 	"syslog":     {build: buildSyslog, kinds: siemKinds},
-	"cef":        {build: buildCEF, kinds: siemKinds},
-	"leef":       {build: buildLEEF, kinds: siemKinds},
-	"logrhythm":  {build: buildLogRhythm, kinds: siemKinds},
+	"cef":        {build: buildCEF, kinds: siemKinds, entities: true},
+	"leef":       {build: buildLEEF, kinds: siemKinds, entities: true},
+	"logrhythm":  {build: buildLogRhythm, kinds: siemKinds, entities: true},
 }
 
 // Types lists the supported destination types.
@@ -86,7 +88,7 @@ func buildOne(dc config.Destination, log *slog.Logger) (pipeline.Destination, []
 		return pipeline.Destination{}, nil, fmt.Errorf("Destinations__%s__Type=%q: want one of %s", dc.Name, dc.Type, strings.Join(Types(), ", "))
 	}
 	r := newReader(dc)
-	d := pipeline.Destination{Name: dc.Name, Type: dc.Type}
+	d := pipeline.Destination{Name: dc.Name, Type: dc.Type, NeedsEntities: ti.entities}
 	d.Filter = readFilter(r, ti.kinds)
 	d.Retry = readRetry(r)
 	dlog := log.With("destination", dc.Name, "type", dc.Type)

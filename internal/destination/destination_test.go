@@ -72,7 +72,7 @@ func TestBuildEveryType(t *testing.T) {
 // Every problem of every destination at once, each naming its setting.
 func TestBuildReportsEveryProblem(t *testing.T) {
 	c := load(t,
-		"Destinations__a__Type=splunk", // unknown type
+		"Destinations__a__Type=splunk",                                // unknown type
 		"Destinations__b__Type=splunk_hec", "Destinations__b__Tokn=x", // missing Url and Token, unknown key
 		"Destinations__c__Type=syslog", "Destinations__c__Address=ftp://x", "Destinations__c__Kinds=alerts,nonsense",
 		"Destinations__d__Type=cef", "Destinations__d__Address=tcp://h:1", "Destinations__d__MinSeverity=Critical", "Destinations__d__RetryMaxAttempts=many",

@@ -34,6 +34,9 @@ type Destination struct {
 	Formatter format.Formatter
 	Sink      sink.Sink
 	Retry     retry.Policy
+	// NeedsEntities says the formatter reads Alert.Entities. Decoding entities is most of
+	// the cost of parsing an alert, so it is skipped when no destination reads them.
+	NeedsEntities bool
 }
 
 // Store keeps what could not be delivered. Put returns nil only when every letter is stored.
@@ -59,6 +62,7 @@ type Options struct {
 type Pipeline struct {
 	dests []Destination
 	opts  Options
+	parse alert.Options
 }
 
 // New returns a pipeline over dests.
@@ -72,7 +76,13 @@ func New(dests []Destination, opts Options) *Pipeline {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Pipeline{dests: dests, opts: opts}
+	p := &Pipeline{dests: dests, opts: opts, parse: alert.Options{SkipEntities: true}}
+	for _, d := range dests {
+		if d.NeedsEntities {
+			p.parse.SkipEntities = false
+		}
+	}
+	return p
 }
 
 // DestinationReport counts one destination's outcome for one invocation.
@@ -114,7 +124,7 @@ func (p *Pipeline) Process(ctx context.Context, batch hostproto.Batch, deliverBy
 	var letters []deadletter.Letter
 	for i := range batch.Events {
 		ev := &batch.Events[i]
-		recs, err := alert.ParseMessage(ev.Body)
+		recs, err := p.parse.ParseMessage(ev.Body)
 		if err != nil {
 			rep.Undecodable++
 			msg := p.opts.Scrub(err.Error())
