@@ -134,6 +134,9 @@ func Load(environ []string, appRoot string) (*Config, error) {
 			groups[strings.ToLower(name)] = g
 		}
 		if strings.EqualFold(key, "Type") {
+			// The Type setting declares the destination: its spelling of the name is the
+			// one shown in logs and used as the dead-letter partition.
+			g.Name = name
 			g.Type = strings.ToLower(strings.TrimSpace(v))
 			continue
 		}
@@ -149,7 +152,9 @@ func Load(environ []string, appRoot string) (*Config, error) {
 			c.Destinations = append(c.Destinations, *g)
 		}
 	}
-	sort.Slice(c.Destinations, func(i, j int) bool { return c.Destinations[i].Name < c.Destinations[j].Name })
+	sort.Slice(c.Destinations, func(i, j int) bool {
+		return strings.ToLower(c.Destinations[i].Name) < strings.ToLower(c.Destinations[j].Name)
+	})
 	if len(groups) == 0 {
 		errs = append(errs, errors.New("no destination configured: set Destinations__<name>__Type (for example Destinations__splunk__Type=splunk_hec)"))
 	}

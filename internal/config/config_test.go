@@ -29,6 +29,7 @@ func TestLoad(t *testing.T) {
 	if c.Port != 7071 || c.FunctionTimeout != 5*time.Minute || c.LogLevel.String() != "DEBUG" {
 		t.Errorf("globals: port %d timeout %v level %v", c.Port, c.FunctionTimeout, c.LogLevel)
 	}
+	// The name is spelt as in the Type setting, whatever the other keys say.
 	if len(c.Destinations) != 2 || c.Destinations[0].Name != "arc" || c.Destinations[1].Name != "splunk" {
 		t.Fatalf("destinations %+v", c.Destinations)
 	}

@@ -51,7 +51,7 @@ func New(cfg Config, logger *slog.Logger) (*Client, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	red := newRedactor(cfg.URL, cfg.Headers)
-	logger = logger.With("url", red.url)
+	logger = logger.With("sink", "httppost", "url", red.url)
 	tc, err := cfg.TLS.Build()
 	if err != nil {
 		return nil, fmt.Errorf("httppost: TLS: %w", err)

@@ -52,7 +52,7 @@ func New(cfg Config, logger *slog.Logger) (*Client, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	c := &Client{cfg: cfg, ep: ep, log: logger.With("destination", "syslog", "address", cfg.Address), lf: cfg.Framing == FramingLF && ep.scheme == "tcp"}
+	c := &Client{cfg: cfg, ep: ep, log: logger.With("sink", "syslog", "address", cfg.Address), lf: cfg.Framing == FramingLF && ep.scheme == "tcp"}
 	if ep.scheme == "tls" {
 		tc, err := cfg.TLS.Build()
 		if err != nil {
@@ -125,7 +125,7 @@ func fill(errs []error, err error) {
 func (c *Client) sendStream(ctx context.Context, payloads [][]byte, errs []error) {
 	if c.conn != nil {
 		if err := c.stillOpen(); err != nil {
-			c.log.Warn("syslog receiver closed the connection; reconnecting", "error", err)
+			c.log.Warn("syslog receiver closed the connection; reconnecting", "err", err.Error())
 			_ = c.drop()
 		}
 	}
