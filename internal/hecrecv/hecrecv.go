@@ -1,10 +1,12 @@
 // Package hecrecv is a loopback Splunk HTTP Event Collector receiver for the demo, the
 // end-to-end tests and the benchmark tool. It checks the token, takes gzip, splits the
 // concatenated envelopes of /services/collector/event, keeps every event it accepted, and can
-// be told to answer like a Splunk that is down or refusing.
+// be told to answer like a Splunk that is down, refusing, stalled, cutting connections or
+// rejecting one bad event of a batch.
 package hecrecv
 
 import (
+	"bytes"
 	"compress/gzip"
 	"encoding/json"
 	"fmt"
@@ -41,6 +43,17 @@ type Receiver struct {
 	requests int
 	keep     bool
 	delay    time.Duration
+
+	// refuseNext requests get refuseStatus, then the receiver is healthy again.
+	refuseNext, refuseStatus int
+	// closeNext requests are read and their connection closed without an answer.
+	closeNext int
+	// hang, when not nil, holds every request until it is closed (Release) or the client
+	// gives up; held counts the requests waiting on it.
+	hang chan struct{}
+	held int
+	// marker, when not empty, makes an event whose envelope contains it invalid.
+	marker string
 }
 
 // Start listens on a free loopback port.
@@ -70,6 +83,61 @@ func (r *Receiver) Delay(d time.Duration) {
 	r.mu.Unlock()
 }
 
+// RefuseNext makes the next n requests get status (as Refuse does) and the ones after them
+// succeed again: a Splunk that is down for a while and then recovers.
+func (r *Receiver) RefuseNext(status, n int) {
+	r.mu.Lock()
+	r.refuseStatus, r.refuseNext = status, n
+	r.mu.Unlock()
+}
+
+// CloseNext makes the next n requests be read whole and then have their connection closed
+// without any answer, as a crashing Splunk or a proxy cutting connections would. Their events
+// are not kept.
+func (r *Receiver) CloseNext(n int) {
+	r.mu.Lock()
+	r.closeNext = n
+	r.mu.Unlock()
+}
+
+// Hang makes every following request be read and then held without an answer until Release
+// or until its client gives up. A held request is answered 503 when released and its events
+// are not kept: a Splunk that stalled did not index what it never acknowledged.
+func (r *Receiver) Hang() {
+	r.mu.Lock()
+	if r.hang == nil {
+		r.hang = make(chan struct{})
+	}
+	r.mu.Unlock()
+}
+
+// Release ends Hang: held requests are answered and new ones are served normally.
+func (r *Receiver) Release() {
+	r.mu.Lock()
+	if r.hang != nil {
+		close(r.hang)
+		r.hang = nil
+	}
+	r.mu.Unlock()
+}
+
+// Held returns how many requests are being held by Hang now.
+func (r *Receiver) Held() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.held
+}
+
+// RejectMarker makes an event whose envelope contains marker invalid, as Splunk treats an event
+// it cannot parse: the request is answered 400 (code 6) with the zero-based
+// invalid-event-number of the first such event; the events before it are kept (indexed), the
+// rest of the request is not. An empty marker turns this off.
+func (r *Receiver) RejectMarker(marker string) {
+	r.mu.Lock()
+	r.marker = marker
+	r.mu.Unlock()
+}
+
 // Discard stops keeping accepted events (for long benchmark runs); they are still counted.
 func (r *Receiver) Discard() {
 	r.mu.Lock()
@@ -81,8 +149,38 @@ func (r *Receiver) serve(w http.ResponseWriter, req *http.Request) {
 	defer req.Body.Close()
 	r.mu.Lock()
 	r.requests++
-	status, delay := r.status, r.delay
+	status, delay, hang, marker := r.status, r.delay, r.hang, r.marker
+	if r.refuseNext > 0 {
+		r.refuseNext--
+		status = r.refuseStatus
+	}
+	closeConn := r.closeNext > 0
+	if closeConn {
+		r.closeNext--
+	}
+	if hang != nil {
+		r.held++
+	}
 	r.mu.Unlock()
+	if closeConn {
+		r.cut(w, req)
+		return
+	}
+	if hang != nil {
+		// Reading the body lets the server notice the client going away, which ends the wait.
+		_, _ = io.Copy(io.Discard, req.Body)
+		select {
+		case <-hang:
+		case <-req.Context().Done():
+		}
+		r.mu.Lock()
+		r.held--
+		r.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, `{"text":"Server is busy","code":9}`)
+		return
+	}
 	if delay > 0 {
 		time.Sleep(delay)
 	}
@@ -125,8 +223,15 @@ func (r *Receiver) serve(w http.ResponseWriter, req *http.Request) {
 	dec := json.NewDecoder(body)
 	var got []Event
 	for dec.More() {
+		var raw json.RawMessage
 		var ev Event
-		if err := dec.Decode(&ev); err != nil || len(ev.Event) == 0 {
+		err := dec.Decode(&raw)
+		if err == nil {
+			err = json.Unmarshal(raw, &ev)
+		}
+		if err != nil || len(ev.Event) == 0 || (marker != "" && bytes.Contains(raw, []byte(marker))) {
+			// Splunk indexes the events before the first invalid one and names its index.
+			r.accept(got)
 			w.WriteHeader(http.StatusBadRequest)
 			_, _ = fmt.Fprintf(w, `{"text":"Invalid data format","code":6,"invalid-event-number":%d}`, len(got))
 			return
@@ -139,14 +244,32 @@ func (r *Receiver) serve(w http.ResponseWriter, req *http.Request) {
 		_, _ = io.WriteString(w, `{"text":"No data","code":5}`)
 		return
 	}
+	r.accept(got)
+	_, _ = io.WriteString(w, `{"text":"Success","code":0}`)
+}
+
+func (r *Receiver) accept(got []Event) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.keep {
 		r.evs = append(r.evs, got...)
 	} else {
 		r.evs = append(r.evs, make([]Event, len(got))...)
 	}
-	r.mu.Unlock()
-	_, _ = io.WriteString(w, `{"text":"Success","code":0}`)
+}
+
+// cut reads the request and closes its connection without answering.
+func (r *Receiver) cut(w http.ResponseWriter, req *http.Request) {
+	_, _ = io.Copy(io.Discard, req.Body)
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		panic("hecrecv: the server cannot hijack connections") // net/http's HTTP/1 server always can
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		return
+	}
+	_ = conn.Close()
 }
 
 // Events returns a copy of the accepted events.
@@ -170,5 +293,8 @@ func (r *Receiver) Requests() int {
 	return r.requests
 }
 
-// Close stops the receiver.
-func (r *Receiver) Close() error { return r.srv.Close() }
+// Close stops the receiver, answering any request held by Hang first.
+func (r *Receiver) Close() error {
+	r.Release()
+	return r.srv.Close()
+}

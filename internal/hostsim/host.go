@@ -104,6 +104,17 @@ func (h *Host) PID() int { return h.cmd.Process.Pid }
 // Exited is closed when the handler process ends.
 func (h *Host) Exited() <-chan struct{} { return h.exited }
 
+// ExitCode returns the handler's exit code once Exited is closed (-1 when it was killed by a
+// signal), and -1 while it runs.
+func (h *Host) ExitCode() int {
+	select {
+	case <-h.exited:
+		return h.cmd.ProcessState.ExitCode()
+	default:
+		return -1
+	}
+}
+
 // Signal sends sig to the handler process.
 func (h *Host) Signal(sig os.Signal) error { return h.cmd.Process.Signal(sig) }
 

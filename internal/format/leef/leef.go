@@ -175,27 +175,27 @@ func (f *Formatter) Attrs(rec *alert.Record) []Attr {
 	add("subscriptionId", rec.SubscriptionID)
 	add("description", rec.Description)
 	if a := rec.Alert; a != nil {
-		e := summarize(a.Entities)
+		e := a.Observables()
 		add("alertId", firstNonEmpty(a.SystemAlertID, rec.ID))
 		add("alertName", firstNonEmpty(a.DisplayName, rec.DisplayName))
 		add("alertUri", a.AlertURI)
 		add("policy", strings.Join(a.Intent, ","))
 		add("techniques", strings.Join(a.Techniques, ","))
-		add("identHostName", firstNonEmpty(a.CompromisedEntity, e.host))
-		add("src", e.srcIP)
-		add("dst", e.dstIP)
-		add("proto", e.proto)
-		add("usrName", e.login)
-		add("url", e.url)
-		add("cmdLine", e.command)
-		add("processName", e.process)
-		add("fileName", e.file)
-		add("fileHash", e.hash)
-		add("malwareName", e.malware)
-		if p, ok := port(e.srcPort); ok {
+		add("identHostName", firstNonEmpty(a.CompromisedEntity, e.Host))
+		add("src", e.SourceIP)
+		add("dst", e.DestinationIP)
+		add("proto", e.Protocol)
+		add("usrName", e.Login)
+		add("url", e.URL)
+		add("cmdLine", e.CommandLine)
+		add("processName", e.Process)
+		add("fileName", e.File)
+		add("fileHash", e.FileHash)
+		add("malwareName", e.Malware)
+		if p, ok := port(e.SourcePort); ok {
 			add("srcPort", p)
 		}
-		if p, ok := port(e.dstPort); ok {
+		if p, ok := port(e.DestinationPort); ok {
 			add("dstPort", p)
 		}
 	} else {

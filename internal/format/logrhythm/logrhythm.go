@@ -184,29 +184,29 @@ func (f *Formatter) fields(rec *alert.Record) []field {
 
 func (f *Formatter) alertFields(rec *alert.Record, a *alert.Alert, add func(k, v string), fs *[]field) {
 	name := firstNonEmpty(a.DisplayName, rec.DisplayName)
-	ents := summarize(a.Entities)
+	ents := a.Observables()
 	add("subject", subject(rec.Kind))
 	add("vmid", a.AlertType)
 	add("vendorinfo", name)
-	add("threatname", firstNonEmpty(ents.malware, name))
+	add("threatname", firstNonEmpty(ents.Malware, name))
 	add("threatid", firstNonEmpty(a.SystemAlertID, rec.ID))
 	add("policy", strings.Join(a.Intent, ","))
 	add("tag2", strings.Join(a.Techniques, ","))
 	add("tag3", strings.Join(a.SubTechniques, ","))
 	add("tag5", a.ProductName)
 	add("tag6", a.ProductComponent)
-	add("url", firstNonEmpty(ents.url, a.AlertURI))
-	add("dname", firstNonEmpty(a.CompromisedEntity, ents.host))
-	add("sip", ents.srcIP)
-	add("dip", ents.dstIP)
-	add("protname", ents.proto)
-	add("login", ents.login)
-	add("account", ents.account)
-	add("command", ents.command)
-	add("process", ents.process)
-	add("parentprocessname", ents.parentProcess)
-	add("objectname", ents.file)
-	add("hash", ents.hash)
+	add("url", firstNonEmpty(ents.URL, a.AlertURI))
+	add("dname", firstNonEmpty(a.CompromisedEntity, ents.Host))
+	add("sip", ents.SourceIP)
+	add("dip", ents.DestinationIP)
+	add("protname", ents.Protocol)
+	add("login", ents.Login)
+	add("account", ents.Account)
+	add("command", ents.CommandLine)
+	add("process", ents.Process)
+	add("parentprocessname", ents.ParentProcess)
+	add("objectname", ents.File)
+	add("hash", ents.FileHash)
 	if !a.StartTime.IsZero() {
 		add("timestart", a.StartTime.UTC().Format(timeLayout))
 	}
@@ -215,7 +215,7 @@ func (f *Formatter) alertFields(rec *alert.Record, a *alert.Alert, add func(k, v
 	}
 	// Numbers only when they are numbers: the schema types these fields as integers.
 	for _, n := range []struct{ key, v string }{
-		{"sport", ents.srcPort}, {"dport", ents.dstPort}, {"processid", ents.processID},
+		{"sport", ents.SourcePort}, {"dport", ents.DestinationPort}, {"processid", ents.ProcessID},
 	} {
 		if v, ok := integer(n.v); ok {
 			*fs = append(*fs, field{key: n.key, value: v, number: true})
