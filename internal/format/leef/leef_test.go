@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/defender-siem/forwarder/internal/alert"
+	"github.com/defender-siem/forwarder/internal/alert/alerttest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -124,11 +125,11 @@ func TestGolden(t *testing.T) {
 		rec   *alert.Record
 		delim string
 	}{
-		{"alert_elastic", exportAlert(t, "testdata/alert_elastic.json"), ""},
-		{"alert_elastic_caret", exportAlert(t, "testdata/alert_elastic.json"), "^"},
-		{"recommendation_elastic", exportRecommendation(t, "testdata/recommendation_elastic.json"), ""},
-		{"alert_hostile", hostileAlert(), "x09"},
-		{"alert_hostile_caret", hostileAlert(), "^"},
+		{"alert_elastic", alerttest.ExportAlert(t, "testdata/alert_elastic.json"), ""},
+		{"alert_elastic_caret", alerttest.ExportAlert(t, "testdata/alert_elastic.json"), "^"},
+		{"recommendation_elastic", alerttest.ExportRecommendation(t, "testdata/recommendation_elastic.json"), ""},
+		{"alert_hostile", alerttest.HostileAlert(), "x09"},
+		{"alert_hostile_caret", alerttest.HostileAlert(), "^"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -149,7 +150,7 @@ func TestGolden(t *testing.T) {
 
 func TestHeader(t *testing.T) {
 	f := newFormatter(t, func(c *Config) { c.Vendor = `Mi|cro\soft`; c.Product = "P\r\nQ"; c.Version = "2.0" })
-	rec := hostileAlert()
+	rec := alerttest.HostileAlert()
 	out, _ := f.Format(nil, rec)
 	want := `LEEF:2.0|Mi\|cro\\soft|P  Q|2.0|VM_Hostile\|Type|x09|`
 	if !bytes.HasPrefix(out, []byte(want)) {
@@ -273,7 +274,7 @@ func refClean(s string, delim byte) string {
 }
 
 func FuzzFormat(f *testing.F) {
-	h := hostileAlert()
+	h := alerttest.HostileAlert()
 	f.Add(h.Alert.AlertType, h.DisplayName, h.Description, "root", byte('^'))
 	f.Add("ARM_AnomalousServiceOperation.CredentialAccess", "[SAMPLE ALERT] Login", "desc", "Sample-account", byte('\t'))
 	f.Add(`a\|b\\`, "x=y", "\t^|", "", byte('~'))
@@ -335,7 +336,7 @@ func FuzzFormat(f *testing.F) {
 }
 
 func BenchmarkFormat(b *testing.B) {
-	rec := exportAlert(b, "testdata/alert_elastic.json")
+	rec := alerttest.ExportAlert(b, "testdata/alert_elastic.json")
 	f := newFormatter(b, nil)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(rec.Raw)))

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/defender-siem/forwarder/internal/alert"
+	"github.com/defender-siem/forwarder/internal/alert/alerttest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -97,9 +98,9 @@ func parseJSON(t testing.TB, b []byte) map[string]string {
 
 func TestGolden(t *testing.T) {
 	records := map[string]*alert.Record{
-		"alert_elastic":          exportAlert(t, "testdata/alert_elastic.json"),
-		"recommendation_elastic": exportRecommendation(t, "testdata/recommendation_elastic.json"),
-		"alert_hostile":          hostileAlert(),
+		"alert_elastic":          alerttest.ExportAlert(t, "testdata/alert_elastic.json"),
+		"recommendation_elastic": alerttest.ExportRecommendation(t, "testdata/recommendation_elastic.json"),
+		"alert_hostile":          alerttest.HostileAlert(),
 	}
 	for name, rec := range records {
 		for _, mode := range []Mode{ModeJSON, ModeKV} {
@@ -144,7 +145,7 @@ func checkSafe(t testing.TB, out []byte) {
 
 func TestMapping(t *testing.T) {
 	f := newFormatter(t, nil)
-	got := f.Fields(exportAlert(t, "testdata/alert_elastic.json"))
+	got := f.Fields(alerttest.ExportAlert(t, "testdata/alert_elastic.json"))
 	want := map[string]string{
 		"vmid":        "ARM_AnomalousServiceOperation.CredentialAccess",
 		"vendorinfo":  "[SAMPLE ALERT] Login from a suspicious IP",
@@ -264,7 +265,7 @@ func TestConfig(t *testing.T) {
 }
 
 func TestOptions(t *testing.T) {
-	rec := hostileAlert()
+	rec := alerttest.HostileAlert()
 	t.Run("no whsdp, no original", func(t *testing.T) {
 		f := newFormatter(t, func(c *Config) { c.WHSDP = false; c.OriginalMessage = false })
 		out, _ := f.Format(nil, rec)
@@ -342,7 +343,7 @@ func refScrub(s string) string {
 }
 
 func FuzzFormat(f *testing.F) {
-	h := hostileAlert()
+	h := alerttest.HostileAlert()
 	f.Add(h.DisplayName, h.Alert.Entities[3].Fields["CommandLine"].(string), h.Description, "root", h.Raw)
 	raw, err := os.ReadFile("testdata/alert_elastic.json")
 	if err != nil {
@@ -401,7 +402,7 @@ func FuzzFormat(f *testing.F) {
 }
 
 func BenchmarkFormat(b *testing.B) {
-	rec := exportAlert(b, "testdata/alert_elastic.json")
+	rec := alerttest.ExportAlert(b, "testdata/alert_elastic.json")
 	for _, mode := range []Mode{ModeJSON, ModeKV} {
 		b.Run(string(mode), func(b *testing.B) {
 			f := newFormatter(b, func(c *Config) { c.Mode = mode })

@@ -1,4 +1,7 @@
-package logrhythm
+// Package alerttest builds alert.Record values by hand from sample payloads, the way the
+// parser documents its output, so that formatter tests fix what each field looks like on the
+// wire without depending on the parser.
+package alerttest
 
 import (
 	"encoding/json"
@@ -9,9 +12,6 @@ import (
 
 	"github.com/defender-siem/forwarder/internal/alert"
 )
-
-// The alert parser lives in another package; these helpers build the records the tests need
-// from the sample files by hand, the way the parser documents its output.
 
 func mustTime(t testing.TB, s string) time.Time {
 	t.Helper()
@@ -25,8 +25,8 @@ func mustTime(t testing.TB, s string) time.Time {
 	return tm
 }
 
-// exportAlert builds a record from a flat, PascalCase continuous-export alert.
-func exportAlert(t testing.TB, path string) *alert.Record {
+// ExportAlert builds a record from a flat, PascalCase continuous-export alert.
+func ExportAlert(t testing.TB, path string) *alert.Record {
 	t.Helper()
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -98,8 +98,8 @@ func exportAlert(t testing.TB, path string) *alert.Record {
 	}
 }
 
-// exportRecommendation builds a record from a continuous-export assessment.
-func exportRecommendation(t testing.TB, path string) *alert.Record {
+// ExportRecommendation builds a record from a continuous-export assessment.
+func ExportRecommendation(t testing.TB, path string) *alert.Record {
 	t.Helper()
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -133,9 +133,9 @@ func exportRecommendation(t testing.TB, path string) *alert.Record {
 	}
 }
 
-// hostileAlert is an alert whose attacker-controlled fields try every trick against a
+// HostileAlert is an alert whose attacker-controlled fields try every trick against a
 // pipe-delimited or line-based receiver.
-func hostileAlert() *alert.Record {
+func HostileAlert() *alert.Record {
 	raw := []byte("{\"AlertType\":\"VM_Hostile|Type\",\"CommandLine\":\"a|b\\nc\",\"Name\":\"x\xffy\"}")
 	a := &alert.Alert{
 		SystemAlertID: "id|1", AlertType: "VM_Hostile|Type", DisplayName: "Evil\r\n|beatname=forged|",
