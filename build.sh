@@ -16,7 +16,7 @@ DIST=$ROOT/dist
 APP=$DIST/app
 TOOLS=$ROOT/.tools
 AZURITE_VERSION=3.35.0
-FUZZTIME=${FUZZTIME:-8s}
+FUZZTIME=${FUZZTIME:-5s}
 
 log() { printf '==> %s\n' "$*" >&2; }
 

@@ -402,56 +402,78 @@ func decodeString(val []byte) (string, bool) {
 func unquote(s []byte, i int) string {
 	b := make([]byte, i, len(s)+8)
 	copy(b, s[:i])
+	return string(appendUnquoted(b, s, i))
+}
+
+// appendUnquoted appends the decoding of the well-formed string content s[i:] to b. Runs
+// without escapes are copied whole, so long plain stretches cost a memmove. Writing never
+// gets ahead of reading unless s holds invalid UTF-8 (each bad byte becomes three), which
+// lets a caller decode valid text in place.
+func appendUnquoted(b, s []byte, i int) []byte {
 	for i < len(s) {
-		c := s[i]
-		switch {
-		case c == '\\' && i+1 < len(s):
-			i++
-			switch s[i] {
-			case 'b':
-				b = append(b, '\b')
-			case 'f':
-				b = append(b, '\f')
-			case 'n':
-				b = append(b, '\n')
-			case 'r':
-				b = append(b, '\r')
-			case 't':
-				b = append(b, '\t')
-			case 'u':
-				r := hex4(s[i+1:])
-				i += 4
-				if utf16.IsSurrogate(r) {
-					r2 := rune(-1)
-					if i+6 < len(s) && s[i+1] == '\\' && s[i+2] == 'u' {
-						r2 = hex4(s[i+3:])
-					}
-					if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
-						r = dec
-						i += 6
-					} else {
-						r = utf8.RuneError
-					}
-				}
-				b = utf8.AppendRune(b, r)
-			default: // '"', '\\', '/'
-				b = append(b, s[i])
-			}
-			i++
-		case c < utf8.RuneSelf:
-			b = append(b, c)
-			i++
-		default:
-			r, size := utf8.DecodeRune(s[i:])
-			if r == utf8.RuneError && size == 1 {
-				b = utf8.AppendRune(b, utf8.RuneError)
-			} else {
-				b = append(b, s[i:i+size]...)
-			}
-			i += size
+		end := len(s)
+		if j := bytes.IndexByte(s[i:], '\\'); j >= 0 {
+			end = i + j
 		}
+		b = appendReplacingInvalid(b, s[i:end])
+		i = end
+		if i+1 >= len(s) {
+			// A lone trailing backslash cannot occur in checked input; keep it as is.
+			b = append(b, s[i:]...)
+			break
+		}
+		i++
+		switch s[i] {
+		case 'b':
+			b = append(b, '\b')
+		case 'f':
+			b = append(b, '\f')
+		case 'n':
+			b = append(b, '\n')
+		case 'r':
+			b = append(b, '\r')
+		case 't':
+			b = append(b, '\t')
+		case 'u':
+			r := hex4(s[i+1:])
+			i += 4
+			if utf16.IsSurrogate(r) {
+				r2 := rune(-1)
+				if i+6 < len(s) && s[i+1] == '\\' && s[i+2] == 'u' {
+					r2 = hex4(s[i+3:])
+				}
+				if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
+					r = dec
+					i += 6
+				} else {
+					r = utf8.RuneError
+				}
+			}
+			b = utf8.AppendRune(b, r)
+		default: // '"', '\\', '/'
+			b = append(b, s[i])
+		}
+		i++
 	}
-	return string(b)
+	return b
+}
+
+// appendReplacingInvalid appends run, replacing each byte that is not part of valid UTF-8
+// with U+FFFD as encoding/json does.
+func appendReplacingInvalid(b, run []byte) []byte {
+	if utf8.Valid(run) {
+		return append(b, run...)
+	}
+	for i := 0; i < len(run); {
+		r, size := utf8.DecodeRune(run[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = utf8.AppendRune(b, utf8.RuneError)
+		} else {
+			b = append(b, run[i:i+size]...)
+		}
+		i += size
+	}
+	return b
 }
 
 // hex4 reads four hex digits (checked by skipString) as a rune, or -1.
