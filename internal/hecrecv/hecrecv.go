@@ -1,8 +1,8 @@
 // Package hecrecv is a loopback Splunk HTTP Event Collector receiver for the demo, the
 // end-to-end tests and the benchmark tool. It checks the token, takes gzip, splits the
 // concatenated envelopes of /services/collector/event, keeps every event it accepted, and can
-// be told to answer like a Splunk that is down, refusing, stalled, cutting connections or
-// rejecting one bad event of a batch.
+// be told to answer like a Splunk that is down (optionally asking for a pause with
+// Retry-After), refusing, stalled, cutting connections or rejecting one bad event of a batch.
 package hecrecv
 
 import (
@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -54,6 +55,8 @@ type Receiver struct {
 	held int
 	// marker, when not empty, makes an event whose envelope contains it invalid.
 	marker string
+	// retryAfter, when positive, is sent as Retry-After with every 503 answer.
+	retryAfter time.Duration
 }
 
 // Start listens on a free loopback port.
@@ -138,6 +141,14 @@ func (r *Receiver) RejectMarker(marker string) {
 	r.mu.Unlock()
 }
 
+// RetryAfter makes every 503 answer carry Retry-After: d (in whole seconds, at least one), as
+// a Splunk asking its clients to back off does; 0 sends none.
+func (r *Receiver) RetryAfter(d time.Duration) {
+	r.mu.Lock()
+	r.retryAfter = d
+	r.mu.Unlock()
+}
+
 // Discard stops keeping accepted events (for long benchmark runs); they are still counted.
 func (r *Receiver) Discard() {
 	r.mu.Lock()
@@ -149,7 +160,7 @@ func (r *Receiver) serve(w http.ResponseWriter, req *http.Request) {
 	defer req.Body.Close()
 	r.mu.Lock()
 	r.requests++
-	status, delay, hang, marker := r.status, r.delay, r.hang, r.marker
+	status, delay, hang, marker, retryAfter := r.status, r.delay, r.hang, r.marker, r.retryAfter
 	if r.refuseNext > 0 {
 		r.refuseNext--
 		status = r.refuseStatus
@@ -198,6 +209,9 @@ func (r *Receiver) serve(w http.ResponseWriter, req *http.Request) {
 	switch status {
 	case 0:
 	case http.StatusServiceUnavailable:
+		if retryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(retryAfter/time.Second))))
+		}
 		w.WriteHeader(status)
 		_, _ = io.WriteString(w, `{"text":"Server is busy","code":9}`)
 		return

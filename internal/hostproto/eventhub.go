@@ -9,6 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
+
+	"github.com/defender-siem/forwarder/internal/alert"
 )
 
 // Event is one Event Hub message of a batch, with the coordinates the host reported for it.
@@ -69,7 +72,7 @@ func DecodeEventHubBatch(req *InvokeRequest, binding string) (Batch, error) {
 	if !ok || len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
 		return b, fmt.Errorf("%w: Data.%s is missing", ErrNoEvents, binding)
 	}
-	bodies, err := decodeBodies(raw)
+	bodies, err := decodeBodies(raw, req.takeDecoded(raw))
 	if err != nil {
 		return b, fmt.Errorf("Data.%s: %w", binding, err)
 	}
@@ -95,62 +98,134 @@ func lookup(m map[string]json.RawMessage, key string) (json.RawMessage, bool) {
 	return nil, false
 }
 
-func decodeBodies(raw json.RawMessage) ([][]byte, error) {
+// decodeBodies returns the message bodies the trigger value raw carries; raw must be valid
+// JSON, as ParseInvokeRequest and encoding/json leave it. Bodies arrive escaped twice (a string
+// in an array in a string), so a batch is decoded in two linear passes over one buffer: the
+// outer string into it, then every element in place over that text, which never grows because
+// the first pass leaves only valid UTF-8. The bodies share the buffer. text is raw's content
+// when already decoded, or nil.
+func decodeBodies(raw, text []byte) ([][]byte, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) > 0 && raw[0] == '"' {
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, fmt.Errorf("undecodable string: %w", err)
+		if text == nil {
+			var end int
+			var err error
+			text, end, err = alert.AppendString(make([]byte, 0, len(raw)), raw, 0, utf8.Valid(raw))
+			if err == nil && end != len(raw) {
+				err = errors.New("data after the string")
+			}
+			if err != nil {
+				return nil, fmt.Errorf("undecodable string: %w", err)
+			}
 		}
-		inner := bytes.TrimSpace([]byte(s))
-		if len(inner) > 0 && inner[0] == '[' && json.Valid(inner) {
-			return decodeArray(inner)
+		inner := bytes.TrimSpace(text)
+		if len(inner) > 0 && inner[0] == '[' {
+			if bodies, ok := splitArray(inner, inner[:0], true); ok {
+				return bodies, nil
+			}
+			// Not a JSON array after all, and decoding in place spoiled the text: decode
+			// the string again.
+			text, _, _ = alert.AppendString(text[:0], raw, 0, false)
 		}
 		// One event whose body is this string.
-		return [][]byte{bodyFromString(s)}, nil
+		if b, ok := binaryBody(text); ok {
+			return [][]byte{b}, nil
+		}
+		return [][]byte{text[:len(text):len(text)]}, nil
 	}
 	if len(raw) > 0 && raw[0] == '[' {
-		return decodeArray(raw)
+		// The request body may hold invalid UTF-8, which decodes longer: use a fresh buffer.
+		if bodies, ok := splitArray(raw, make([]byte, 0, len(raw)), false); ok {
+			return bodies, nil
+		}
+		return nil, errors.New("undecodable event array")
 	}
-	if !json.Valid(raw) {
+	if !validJSON(raw) {
 		return nil, errors.New("not JSON")
 	}
 	return [][]byte{append([]byte(nil), raw...)}, nil
 }
 
-func decodeArray(arr []byte) ([][]byte, error) {
-	var elems []json.RawMessage
-	if err := json.Unmarshal(arr, &elems); err != nil {
-		return nil, fmt.Errorf("undecodable event array: %w", err)
+// splitArray checks that arr is one JSON array and nothing else but whitespace, and splits it
+// into bodies appended to buf: strings decoded, other values as they are. buf may share arr's
+// array, starting at or before arr, when arr is valid UTF-8 (validUTF8); then arr is spoiled
+// even when it turns out not to be an array.
+func splitArray(arr, buf []byte, validUTF8 bool) ([][]byte, bool) {
+	out := [][]byte{}
+	i := alert.SkipSpace(arr, 1)
+	if i < len(arr) && arr[i] == ']' {
+		return out, alert.SkipSpace(arr, i+1) == len(arr)
 	}
-	out := make([][]byte, len(elems))
-	for i, e := range elems {
-		if len(e) > 0 && e[0] == '"' {
-			var s string
-			if err := json.Unmarshal(e, &s); err != nil {
-				return nil, fmt.Errorf("event %d: %w", i, err)
-			}
-			out[i] = bodyFromString(s)
-			continue
+	for {
+		if i >= len(arr) {
+			return nil, false
 		}
-		// No dataType: the host parsed the body as JSON and sends the value itself.
-		out[i] = append([]byte(nil), e...)
+		start := len(buf)
+		var end int
+		if arr[i] == '"' {
+			var err error
+			if buf, end, err = alert.AppendString(buf, arr, i, validUTF8); err != nil {
+				return nil, false
+			}
+			if b, ok := binaryBody(buf[start:]); ok {
+				buf = buf[:start]
+				out = append(out, b)
+			} else {
+				out = append(out, buf[start:len(buf):len(buf)])
+			}
+		} else {
+			// No dataType: the host parsed the body as JSON and sends the value itself.
+			var err error
+			if end, err = alert.ScanValue(arr, i, 1); err != nil {
+				return nil, false
+			}
+			buf = append(buf, arr[i:end]...)
+			out = append(out, buf[start:len(buf):len(buf)])
+		}
+		i = alert.SkipSpace(arr, end)
+		if i >= len(arr) {
+			return nil, false
+		}
+		switch arr[i] {
+		case ',':
+			i = alert.SkipSpace(arr, i+1)
+		case ']':
+			return out, alert.SkipSpace(arr, i+1) == len(arr)
+		default:
+			return nil, false
+		}
 	}
-	return out, nil
 }
 
-// bodyFromString turns one array element into the message body. With dataType string the
-// element is the body's text; with dataType binary it is the body in base64. A Defender body
-// is JSON, which always starts with '{', '[' or a BOM once trimmed and is never valid base64,
-// so only a string that is not JSON-looking and decodes as strict base64 is taken as binary.
-func bodyFromString(s string) []byte {
-	t := strings.TrimLeft(s, " \t\r\n\ufeff")
-	if t != "" && t[0] != '{' && t[0] != '[' && len(s)%4 == 0 {
-		if b, err := base64.StdEncoding.Strict().DecodeString(s); err == nil {
-			return b
-		}
+// binaryBody decodes s when it is a body in base64. With dataType string the element is the
+// body's text; with dataType binary it is the body in base64. A Defender body is JSON, which
+// always starts with '{', '[' or a BOM once trimmed and is never valid base64, so only a
+// string that is not JSON-looking and decodes as strict base64 is taken as binary.
+func binaryBody(s []byte) ([]byte, bool) {
+	t := bytes.TrimLeft(s, " \t\r\n\ufeff")
+	if len(t) == 0 || t[0] == '{' || t[0] == '[' || len(s)%4 != 0 {
+		return nil, false
 	}
-	return []byte(s)
+	b := make([]byte, base64.StdEncoding.DecodedLen(len(s)))
+	n, err := base64.StdEncoding.Strict().Decode(b, s)
+	if err != nil {
+		return nil, false
+	}
+	return b[:n], true
+}
+
+// validJSON is json.Valid on the scanner the rest of the decoding uses.
+func validJSON(d []byte) bool {
+	i := alert.SkipSpace(d, 0)
+	end, err := alert.ScanValue(d, i, 0)
+	return err == nil && alert.SkipSpace(d, end) == len(d)
+}
+
+func orTrailing(err error) error {
+	if err == nil {
+		return errors.New("data after the string")
+	}
+	return err
 }
 
 func (b *Batch) decodeMetadata(md map[string]json.RawMessage) {
@@ -230,11 +305,14 @@ func metaArray[T any](b *Batch, md map[string]json.RawMessage, key string, n int
 
 // scalarText renders a JSON string or number as its text (offsets arrive as either).
 func scalarText(raw json.RawMessage) string {
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		return s
+	raw = bytes.TrimSpace(raw)
+	switch {
+	case len(raw) > 0 && raw[0] == '"':
+		return string(alert.AppendUnquoted(nil, raw))
+	case string(raw) == "null":
+		return ""
 	}
-	return string(bytes.TrimSpace(raw))
+	return string(raw)
 }
 
 func (b *Batch) problem(format string, args ...any) {

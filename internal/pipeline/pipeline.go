@@ -63,6 +63,9 @@ type Pipeline struct {
 	dests []Destination
 	opts  Options
 	parse alert.Options
+	// lazyEntities says the one destination that reads entities decodes them record by
+	// record as it formats, instead of every record carrying them for the whole invocation.
+	lazyEntities bool
 }
 
 // New returns a pipeline over dests.
@@ -77,10 +80,21 @@ func New(dests []Destination, opts Options) *Pipeline {
 		opts.Now = time.Now
 	}
 	p := &Pipeline{dests: dests, opts: opts, parse: alert.Options{SkipEntities: true}}
+	readers := 0
 	for _, d := range dests {
 		if d.NeedsEntities {
-			p.parse.SkipEntities = false
+			readers++
 		}
+	}
+	// Decoded entities are several times the size of their JSON and would otherwise be
+	// held for the whole invocation (most of its memory for a large batch). With a single
+	// reader, decoding them where they are used costs no more CPU; with several, decoding
+	// once up front is cheaper.
+	switch {
+	case readers == 1:
+		p.lazyEntities = true
+	case readers > 1:
+		p.parse.SkipEntities = false
 	}
 	return p
 }
@@ -203,16 +217,37 @@ func (p *Pipeline) deliver(ctx context.Context, dest *Destination, batch hostpro
 		letters = append(letters, p.letter(batch, it.ev, it.rec.Index, dest.Name, string(it.rec.Kind), reason, msg, hostAttempt-1+attempts, it.rec.Raw, it.rec))
 	}
 
-	// Render into one buffer; slice it only when done, since appends may move it.
-	var buf []byte
-	ends := make([]int, 0, len(taken))
-	var sendable []int
+	// Render into chunks sized from the input still to come, each payload a slice of one
+	// chunk. One buffer for the whole batch would double its way up to the batch's size,
+	// leaving as much garbage as it keeps; chunks are written once and waste at most the
+	// end of each.
+	rawLeft := 0
+	for _, i := range taken {
+		rawLeft += len(records[i].rec.Raw)
+	}
+	var chunk []byte
+	payloads := make([][]byte, 0, len(taken))
+	sendable := make([]int, 0, len(taken))
+	largest, rawDone, outDone := 0, 0, 0
 	for _, i := range taken {
 		it := records[i]
-		before := len(buf)
-		out, err := dest.Formatter.Format(buf, it.rec)
+		if need := max(2*largest, len(it.rec.Raw)+chunkHeadroom); cap(chunk)-len(chunk) < need {
+			// Until a record shows how output compares with input (a CEF line is
+			// shorter than its alert, an HEC event a little longer), start small.
+			size := min(rawLeft+rawLeft/4+chunkHeadroom, firstChunkBytes)
+			if rawDone > 0 {
+				size = int(int64(rawLeft) * int64(outDone) / int64(rawDone) * 11 / 10)
+			}
+			chunk = make([]byte, 0, max(need, min(size, maxChunkBytes)))
+		}
+		rawLeft -= len(it.rec.Raw)
+		before := len(chunk)
+		rec := it.rec
+		if p.lazyEntities && dest.NeedsEntities {
+			rec = withEntities(rec)
+		}
+		out, err := dest.Formatter.Format(chunk, rec)
 		if err != nil {
-			buf = buf[:before]
 			reason := sink.ReasonUnformattable
 			var se *sink.Error
 			if errors.As(err, &se) && se.Reason != "" {
@@ -223,15 +258,18 @@ func (p *Pipeline) deliver(ctx context.Context, dest *Destination, batch hostpro
 			fail(it, reason, msg, 0)
 			continue
 		}
-		buf = out
-		ends = append(ends, len(buf))
+		if before > 0 && cap(out) != cap(chunk) {
+			// The record outgrew the chunk, which append copied: start a chunk with
+			// just this record, so that the copy of the earlier ones is not kept.
+			out = append(make([]byte, 0, max(2*(len(out)-before), chunkHeadroom)), out[before:]...)
+			before = 0
+		}
+		chunk = out
+		largest = max(largest, len(chunk)-before)
+		rawDone += len(it.rec.Raw)
+		outDone += len(chunk) - before
+		payloads = append(payloads, chunk[before:len(chunk):len(chunk)])
 		sendable = append(sendable, i)
-	}
-	payloads := make([][]byte, len(sendable))
-	start := 0
-	for k, end := range ends {
-		payloads[k] = buf[start:end:end]
-		start = end
 	}
 
 	pending := make([]int, len(sendable)) // positions in payloads still to deliver
@@ -295,6 +333,28 @@ func (p *Pipeline) deliver(ctx context.Context, dest *Destination, batch hostpro
 	}
 	return letters
 }
+
+// withEntities returns rec with its alert's entities decoded, as a copy: rec is shared with
+// the other destinations' goroutines and must not change.
+func withEntities(rec *alert.Record) *alert.Record {
+	if rec.Alert == nil || rec.Alert.Entities != nil || len(rec.Alert.EntitiesJSON) == 0 {
+		return rec
+	}
+	a := *rec.Alert
+	a.DecodeEntities()
+	r := *rec
+	r.Alert = &a
+	return &r
+}
+
+// A chunk of rendered payloads is sized for the input still to render, at the output-to-input
+// ratio seen so far plus a tenth, capped at maxChunkBytes; the first, before there is a ratio,
+// at most firstChunkBytes. chunkHeadroom is what a format may add to a small record.
+const (
+	maxChunkBytes   = 1 << 20
+	firstChunkBytes = 64 << 10
+	chunkHeadroom   = 4 << 10
+)
 
 func (p *Pipeline) letter(batch hostproto.Batch, ev *hostproto.Event, index int, dest, kind string, reason sink.Reason, msg string, attempts int, payload []byte, rec *alert.Record) deadletter.Letter {
 	now := p.opts.Now().UTC()

@@ -6,9 +6,9 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -78,9 +78,8 @@ func forward(p Processor, opts Options) http.HandlerFunc {
 		start := time.Now()
 		invocation := req.Header.Get(hostproto.HeaderInvocationID)
 		log := opts.Logger.With("function", ForwardFunction, "invocation_id", invocation)
-		var env hostproto.InvokeRequest
-		body := http.MaxBytesReader(w, req.Body, opts.MaxRequestBytes)
-		if err := json.NewDecoder(body).Decode(&env); err != nil {
+		body, err := readBody(http.MaxBytesReader(w, req.Body, opts.MaxRequestBytes), req.ContentLength, opts.MaxRequestBytes)
+		if err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
 				// Failing here makes the host retry the same batch forever: say clearly
@@ -89,6 +88,12 @@ func forward(p Processor, opts Options) http.HandlerFunc {
 				hostproto.WriteResponse(w, http.StatusRequestEntityTooLarge, hostproto.InvokeResponse{Logs: []string{fmt.Sprintf("body larger than %d bytes", tooBig.Limit)}})
 				return
 			}
+			log.Error("invocation body unreadable", "err", err.Error())
+			hostproto.WriteResponse(w, http.StatusBadRequest, hostproto.InvokeResponse{Logs: []string{"invocation body unreadable: " + err.Error()}})
+			return
+		}
+		env, err := hostproto.ParseInvokeRequest(body)
+		if err != nil {
 			log.Error("undecodable invocation envelope", "err", err.Error())
 			hostproto.WriteResponse(w, http.StatusBadRequest, hostproto.InvokeResponse{Logs: []string{"undecodable invocation envelope: " + err.Error()}})
 			return
@@ -115,5 +120,33 @@ func forward(p Processor, opts Options) http.HandlerFunc {
 		}
 		log.Info("invocation answered", "status", status, "events", rep.Events, "records", rep.Records, "duration_ms", time.Since(start).Milliseconds())
 		hostproto.WriteResponse(w, status, hostproto.InvokeResponse{Logs: rep.Logs})
+	}
+}
+
+// readBody reads a whole invocation body into one buffer sized from Content-Length (which
+// only the host, on loopback, sets, and never above limit), so that a large batch is not
+// copied again and again while a buffer grows. The envelope decoder reads it in place and
+// copies the events once, into a buffer of their own.
+func readBody(r io.Reader, contentLength, limit int64) ([]byte, error) {
+	size := int64(512)
+	if contentLength > 0 {
+		size = contentLength + 1 // room to see EOF without growing
+	}
+	if limit > 0 {
+		size = min(size, limit+1)
+	}
+	buf := make([]byte, 0, size)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 }
