@@ -182,6 +182,14 @@ func (l *lazyStore) get(ctx context.Context) (*deadletter.Store, error) {
 	return s, nil
 }
 
+func (l *lazyStore) Forget(ctx context.Context, destination string, ids []string) error {
+	s, err := l.get(ctx)
+	if err != nil {
+		return err
+	}
+	return s.Forget(ctx, destination, ids)
+}
+
 func (l *lazyStore) Put(ctx context.Context, letters []deadletter.Letter) error {
 	s, err := l.get(ctx)
 	if err != nil {

@@ -605,3 +605,53 @@ func (s *Store) Purge(ctx context.Context, opts ListOptions) (int, error) {
 	}
 	return len(letters), nil
 }
+
+// Forget deletes the letters with these ids (and their continuations) from destination's
+// partition, if there are any: the records they hold have just been delivered. It costs one
+// range query over the ids' span, so a retried batch that now succeeds clears what its failed
+// run stored, without a query per record. Ids that are not stored are ignored.
+func (s *Store) Forget(ctx context.Context, destination string, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if err := checkDestination(destination); err != nil {
+		return err
+	}
+	lo, hi := ids[0], ids[0]
+	want := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		lo, hi = min(lo, id), max(hi, id)
+		want[id] = true
+	}
+	filter := fmt.Sprintf("PartitionKey eq %s and RowKey ge %s and RowKey le %s",
+		odataString(destination), odataString(lo), odataString(hi+partSeparator+partSeparator))
+	sel := "PartitionKey,RowKey"
+	pager := s.client.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Select: &sel})
+	var ents []entity
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("deadletter: finding delivered letters of %s: %w", destination, sdkError(err))
+		}
+		for _, raw := range page.Entities {
+			var e stored
+			if err := json.Unmarshal(raw, &e); err != nil {
+				return fmt.Errorf("deadletter: finding delivered letters of %s: %w", destination, err)
+			}
+			rk := e.str("RowKey")
+			main, _, _ := strings.Cut(rk, partSeparator)
+			if want[main] {
+				ents = append(ents, entity{pk: destination, rk: rk})
+			}
+		}
+	}
+	if len(ents) == 0 {
+		return nil
+	}
+	// Main entities sort before their continuations, so a letter leaves List first.
+	if err := s.writeBatches(ctx, ents, aztables.TransactionTypeDelete); err != nil {
+		return err
+	}
+	s.log.Info("cleared dead letters whose records were delivered on a later attempt", "destination", destination, "entities", len(ents))
+	return nil
+}

@@ -42,6 +42,9 @@ type Destination struct {
 // Store keeps what could not be delivered. Put returns nil only when every letter is stored.
 type Store interface {
 	Put(ctx context.Context, letters []deadletter.Letter) error
+	// Forget deletes the letters with these ids, if stored: their records were delivered on
+	// a later attempt.
+	Forget(ctx context.Context, destination string, ids []string) error
 }
 
 // Options are the pipeline's collaborators.
@@ -155,6 +158,7 @@ func (p *Pipeline) Process(ctx context.Context, batch hostproto.Batch, deliverBy
 	routed := make([]bool, len(records))
 	dreps := make([]DestinationReport, len(p.dests))
 	dletters := make([][]deadletter.Letter, len(p.dests))
+	dforget := make([][]string, len(p.dests))
 	dctx, cancel := context.WithDeadline(ctx, deliverBy)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -174,7 +178,7 @@ func (p *Pipeline) Process(ctx context.Context, batch hostproto.Batch, deliverBy
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			dletters[d] = p.deliver(dctx, dest, batch, records, taken, hostAttempt, &dreps[d])
+			dletters[d], dforget[d] = p.deliver(dctx, dest, batch, records, taken, hostAttempt, &dreps[d])
 		}()
 	}
 	wg.Wait()
@@ -198,6 +202,19 @@ func (p *Pipeline) Process(ctx context.Context, batch hostproto.Batch, deliverBy
 			}
 		}
 	}
+	// A host retry may deliver what its failed run stored: clear those letters, or the replay
+	// would send them again and operators would chase failures that healed. Failing to clear
+	// them costs a duplicate later, not a record, so it does not fail the invocation.
+	if p.opts.Store != nil {
+		for d, ids := range dforget {
+			if len(ids) == 0 {
+				continue
+			}
+			if err := p.opts.Store.Forget(ctx, p.dests[d].Name, ids); err != nil {
+				log.Warn("could not clear dead letters of records delivered on this retry; a replay will send them again", "destination", p.dests[d].Name, "records", len(ids), "err", p.opts.Scrub(err.Error()))
+			}
+		}
+	}
 	rep.Destinations = dreps
 	rep.summarise(log)
 	return rep
@@ -209,10 +226,9 @@ type item struct {
 }
 
 // deliver formats and sends one destination's records and returns the letters for what it
-// could not deliver.
-func (p *Pipeline) deliver(ctx context.Context, dest *Destination, batch hostproto.Batch, records []item, taken []int, hostAttempt int, rep *DestinationReport) []deadletter.Letter {
+// could not deliver and, on a host retry, the letter ids of what it delivered.
+func (p *Pipeline) deliver(ctx context.Context, dest *Destination, batch hostproto.Batch, records []item, taken []int, hostAttempt int, rep *DestinationReport) (letters []deadletter.Letter, delivered []string) {
 	log := p.opts.Logger.With("destination", dest.Name, "partition", batch.Partition.PartitionID)
-	var letters []deadletter.Letter
 	fail := func(it item, reason sink.Reason, msg string, attempts int) {
 		letters = append(letters, p.letter(batch, it.ev, it.rec.Index, dest.Name, string(it.rec.Kind), reason, msg, hostAttempt-1+attempts, it.rec.Raw, it.rec))
 	}
@@ -277,7 +293,7 @@ func (p *Pipeline) deliver(ctx context.Context, dest *Destination, batch hostpro
 		pending[k] = k
 	}
 	lastErr := make([]error, len(sendable))
-	delivered := make([]bool, len(sendable))
+	ok := make([]bool, len(sendable))
 	attempts := 0
 	err := retry.Do(ctx, dest.Retry, func(actx context.Context) error {
 		attempts++
@@ -295,7 +311,7 @@ func (p *Pipeline) deliver(ctx context.Context, dest *Destination, batch hostpro
 			}
 			switch {
 			case e == nil:
-				delivered[pos] = true
+				ok[pos] = true
 				rep.Delivered++
 			case sink.IsPermanent(e):
 				lastErr[pos] = e
@@ -314,7 +330,11 @@ func (p *Pipeline) deliver(ctx context.Context, dest *Destination, batch hostpro
 	})
 	rep.Attempts = attempts
 	for k := range sendable {
-		if delivered[k] {
+		if ok[k] {
+			if batch.Retry != nil {
+				it := records[sendable[k]]
+				delivered = append(delivered, letterID(batch, it.ev, it.rec.Index))
+			}
 			continue
 		}
 		e := lastErr[k]
@@ -331,7 +351,7 @@ func (p *Pipeline) deliver(ctx context.Context, dest *Destination, batch hostpro
 		log.Error("record not delivered", "sequence", it.ev.SequenceNumber, "record", it.rec.Index, "kind", it.rec.Kind, "reason", reason, "attempts", attempts, "err", msg)
 		fail(it, reason, msg, attempts)
 	}
-	return letters
+	return letters, delivered
 }
 
 // withEntities returns rec with its alert's entities decoded, as a copy: rec is shared with
@@ -375,12 +395,7 @@ func (p *Pipeline) letter(batch hostproto.Batch, ev *hostproto.Event, index int,
 		},
 		Payload: payload,
 	}
-	if !ev.HasCoordinates {
-		// Without coordinates the content is the only stable identity: a host retry of the
-		// same batch must still overwrite, and two different records must never collide.
-		sum := sha256.Sum256(ev.Body)
-		l.ID = "nocoord-" + hex.EncodeToString(sum[:16]) + "-" + strconv.Itoa(index)
-	}
+	l.ID = letterID(batch, ev, index)
 	if rec != nil {
 		if rec.Alert != nil {
 			l.AlertID = rec.Alert.SystemAlertID
@@ -391,6 +406,24 @@ func (p *Pipeline) letter(batch hostproto.Batch, ev *hostproto.Event, index int,
 		l.Severity = rec.Severity.String()
 	}
 	return l
+}
+
+// letterID is the dead-letter id of a record: its Event Hub coordinates, so that a retried
+// batch overwrites (or clears) its own letters.
+func letterID(batch hostproto.Batch, ev *hostproto.Event, index int) string {
+	if !ev.HasCoordinates {
+		// Without coordinates the content is the only stable identity: a host retry of the
+		// same batch must still overwrite, and two different records must never collide.
+		sum := sha256.Sum256(ev.Body)
+		return "nocoord-" + hex.EncodeToString(sum[:16]) + "-" + strconv.Itoa(index)
+	}
+	return deadletter.RowKey(deadletter.Coordinates{
+		Partition:      batch.Partition.PartitionID,
+		SequenceNumber: ev.SequenceNumber,
+		Offset:         ev.Offset,
+		EnqueuedTime:   ev.EnqueuedTime,
+		Index:          index,
+	})
 }
 
 func (p *Pipeline) store(ctx context.Context, letters []deadletter.Letter) error {

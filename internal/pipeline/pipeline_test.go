@@ -87,6 +87,15 @@ func (m *memStore) Put(_ context.Context, ls []deadletter.Letter) error {
 	return nil
 }
 
+func (m *memStore) Forget(_ context.Context, dest string, ids []string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, id := range ids {
+		delete(m.letters, dest+"/"+id)
+	}
+	return nil
+}
+
 func fastRetry() retry.Policy {
 	return retry.Policy{InitialInterval: time.Millisecond, MaxInterval: 5 * time.Millisecond, Multiplier: 2, MaxAttempts: 5, AttemptTimeout: time.Second}
 }
@@ -245,6 +254,32 @@ func TestProcessResendsOnlyPending(t *testing.T) {
 	}
 	if sk.seen["alert:flaky"] != 3 || len(sk.delivered) != 2 {
 		t.Errorf("flaky sent %d times, delivered %v", sk.seen["alert:flaky"], sk.delivered)
+	}
+}
+
+// A host retry that delivers what its failed run dead-lettered clears those letters.
+func TestHostRetryClearsLettersOfDeliveredRecords(t *testing.T) {
+	sk := &scriptedSink{}
+	store := &memStore{}
+	p := New([]Destination{{Name: "siem", Formatter: kindFormatter{}, Sink: sk, Retry: fastRetry()}}, Options{Store: store})
+	b := batchOf(alertBody("flaky", "High"), alertBody("perm", "High"))
+	// The failed run stored both (say the invocation then answered 500 for another reason).
+	for i := range b.Events {
+		if err := store.Put(context.Background(), []deadletter.Letter{p.letter(b, &b.Events[i], 0, "siem", "alert", sink.ReasonUnreachable, "x", 1, b.Events[i].Body, nil)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.Retry = &hostproto.RetryContext{RetryCount: 1, MaxRetryCount: -1}
+	if rep := p.Process(context.Background(), b, time.Now().Add(time.Minute)); rep.Err != nil {
+		t.Fatal(rep.Err)
+	}
+	if len(store.letters) != 1 {
+		t.Fatalf("letters %v, want only the refused record's", store.letters)
+	}
+	for _, l := range store.letters {
+		if l.Reason != sink.ReasonRejected || l.Coordinates.SequenceNumber != 101 {
+			t.Errorf("left letter %+v", l)
+		}
 	}
 }
 
