@@ -4,7 +4,8 @@
 #   ./build.sh          build the linux/amd64 handler and the deployable app folder + zip (dist/)
 #   ./build.sh test     install what the tests need, then go vet, go test -race, short fuzz runs
 #   ./build.sh run      play the bundled sample batches through the handler to local receivers
-#   ./build.sh bench    run the Go benchmarks
+#   ./build.sh bench    run the Go benchmarks, then the benchmark tool against the built handler
+#   ./build.sh soak     the long fault drills, then a 10-minute memory soak of the handler
 #
 # Test tools are installed on demand: Azurite from the npm registry into .tools/, rsyslog and
 # friends from Debian packages. Everything the tests start listens on 127.0.0.1 only.
@@ -110,6 +111,22 @@ case "${1:-build}" in
   build) build ;;
   test) run_tests ;;
   run) run_demo ;;
-  bench) go test -run '^$' -bench . -benchmem ./... ;;
-  *) echo "usage: $0 [build|test|run|bench]" >&2; exit 2 ;;
+  bench)
+    need_azurite
+    build
+    log "Go benchmarks, one core"
+    GOMAXPROCS=1 go test -run '^$' -bench . -benchmem ./internal/pipeline ./internal/alert ./internal/hostproto ./internal/format/... ./internal/bench
+    log "benchmark tool: the real handler, three destinations"
+    go run ./internal/bench -handler "$APP/handler" -app "$APP" -azurite "$TOOLS/node_modules/.bin/azurite-table"
+    ;;
+  soak)
+    need_apt
+    need_azurite
+    build
+    log "fault drills, long variant"
+    DRILLS_SOAK=1 go test -race -count=1 -timeout 60m ./internal/drills
+    log "memory soak: 1000-event batches for 10 minutes"
+    go run ./internal/bench -handler "$APP/handler" -app "$APP" -azurite "$TOOLS/node_modules/.bin/azurite-table" -soak 10m
+    ;;
+  *) echo "usage: $0 [build|test|run|bench|soak]" >&2; exit 2 ;;
 esac

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"syscall"
@@ -34,7 +35,15 @@ import (
 // and the host runs its batch again elsewhere, so nothing is lost, only repeated.
 const shutdownGrace = 25 * time.Second
 
+// defaultMemoryLimit is the Go heap's soft limit unless GOMEMLIMIT says otherwise. Without one
+// the heap grows to twice what a large batch keeps live; with it, the collector works harder
+// near the limit instead, which keeps a 1,000-event batch of typical alerts near 64 MB of RSS.
+const defaultMemoryLimit = 64 << 20
+
 func main() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -54,7 +54,11 @@ func readSyslogSink(r *reader) syslogsink.Config {
 	c.TLS = readTLS(r)
 	c.DialTimeout = r.duration("DialTimeout", c.DialTimeout)
 	c.WriteTimeout = r.duration("WriteTimeout", c.WriteTimeout)
-	c.CloseCheck = r.duration("CloseCheck", c.CloseCheck)
+	if v, ok := r.raw("CloseCheck"); ok && (v == "0" || v == "0s" || v == "00:00:00") {
+		c.CloseCheck = 0 // skip the wait; only the check before the next batch remains
+	} else {
+		c.CloseCheck = r.duration("CloseCheck", c.CloseCheck)
+	}
 	c.MaxDatagram = r.integer("MaxDatagram", c.MaxDatagram, 480, 65000)
 	return c
 }
