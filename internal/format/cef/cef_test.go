@@ -3,6 +3,7 @@ package cef_test
 import (
 	"bytes"
 	"flag"
+	"github.com/defender-siem/forwarder/internal/alert/alerttest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,18 +44,18 @@ func format(t testing.TB, f *cef.Formatter, rec *alert.Record) []byte {
 
 func TestGolden(t *testing.T) {
 	rfc5424 := func(c *cef.Config) { c.Syslog.Header = syslog.HeaderRFC5424; c.Syslog.ProcID = "42" }
-	hostile := func(testing.TB) *alert.Record { return hostileAlert() }
+	hostile := func(testing.TB) *alert.Record { return alerttest.HostileFieldsAlert() }
 	tests := []struct {
 		name string
 		rec  func(testing.TB) *alert.Record
 		mod  func(*cef.Config)
 	}{
-		{"alert_rfc3164", elasticAlert, nil},
-		{"alert_rfc5424", elasticAlert, rfc5424},
-		{"alert_no_extension_space", elasticAlert, func(c *cef.Config) { c.NoExtensionSpace = true }},
-		{"mdc_alert_rfc3164", mdcAlert, nil},
-		{"assessment_rfc3164", assessment, nil},
-		{"scorecontrol_rfc3164", scoreControl, nil},
+		{"alert_rfc3164", alerttest.ElasticAlert, nil},
+		{"alert_rfc5424", alerttest.ElasticAlert, rfc5424},
+		{"alert_no_extension_space", alerttest.ElasticAlert, func(c *cef.Config) { c.NoExtensionSpace = true }},
+		{"mdc_alert_rfc3164", alerttest.MDCAlert, nil},
+		{"assessment_rfc3164", alerttest.Assessment, nil},
+		{"scorecontrol_rfc3164", alerttest.ScoreControl, nil},
 		{"hostile_rfc3164", hostile, nil},
 		{"hostile_rfc5424", hostile, rfc5424},
 	}
@@ -101,7 +102,7 @@ func checkCEF(t testing.TB, msg []byte) parsed {
 }
 
 func TestSyslogHeader(t *testing.T) {
-	rec := elasticAlert(t)
+	rec := alerttest.ElasticAlert(t)
 	tests := []struct {
 		name string
 		mod  func(*cef.Config)
@@ -248,7 +249,7 @@ func TestExtensionLimits(t *testing.T) {
 }
 
 func TestExtensionSorted(t *testing.T) {
-	for _, rec := range []*alert.Record{hostileAlert(), elasticAlert(t), assessment(t), mdcAlert(t)} {
+	for _, rec := range []*alert.Record{alerttest.HostileFieldsAlert(), alerttest.ElasticAlert(t), alerttest.Assessment(t), alerttest.MDCAlert(t)} {
 		ps := cef.Extension(rec)
 		for i := 1; i < len(ps); i++ {
 			if ps[i-1].Key >= ps[i].Key {
@@ -266,7 +267,7 @@ func TestExtensionSorted(t *testing.T) {
 }
 
 func TestAlertMapping(t *testing.T) {
-	p := checkCEF(t, format(t, newFormatter(t, nil), elasticAlert(t)))
+	p := checkCEF(t, format(t, newFormatter(t, nil), alerttest.ElasticAlert(t)))
 	want := map[string]string{
 		"cat": "PreAttack", "cs1": "2517184898549829577_cdcf9f94-ec53-47a6-ab87-76130f87218d", "cs1Label": "AlertId",
 		"cs3": "12cabcb4-86e8-404f-a3d2-1dc9982f45ca", "cs3Label": "SubscriptionId", "cs6": "Sample-VM",
@@ -292,10 +293,10 @@ func TestSignature(t *testing.T) {
 		rec  *alert.Record
 		want string
 	}{
-		{assessment(t), "7b3d4796-9400-2904-692b-4a5ede7f0a1e"},
+		{alerttest.Assessment(t), "7b3d4796-9400-2904-692b-4a5ede7f0a1e"},
 		{&alert.Record{Kind: alert.KindSubAssessment, ID: "/subscriptions/s/providers/Microsoft.Security/Assessments/key1/subAssessments/x"}, "key1"},
 		{&alert.Record{Kind: alert.KindRecommendation, ID: "no-assessment"}, "recommendation"},
-		{scoreControl(t), "securescorecontrol"},
+		{alerttest.ScoreControl(t), "securescorecontrol"},
 		{&alert.Record{Kind: alert.KindAlert, Alert: &alert.Alert{}}, "alert"},
 	}
 	for _, tt := range tests {
@@ -347,7 +348,7 @@ func TestConfigValidate(t *testing.T) {
 
 func BenchmarkFormat(b *testing.B) {
 	f := newFormatter(b, nil)
-	rec := elasticAlert(b)
+	rec := alerttest.ElasticAlert(b)
 	buf := make([]byte, 0, 8<<10)
 	out, _ := f.Format(nil, rec)
 	b.SetBytes(int64(len(out)))

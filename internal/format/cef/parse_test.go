@@ -3,6 +3,7 @@ package cef_test
 import (
 	"errors"
 	"fmt"
+	"github.com/defender-siem/forwarder/internal/alert/alerttest"
 	"strings"
 	"testing"
 	"time"
@@ -161,10 +162,10 @@ func cleanValue(s string, max int) string {
 }
 
 func FuzzFormat(f *testing.F) {
-	f.Add(hostileText, "Type|x", "desc\\=", "user", int64(1717416000123))
+	f.Add(alerttest.HostileText, "Type|x", "desc\\=", "user", int64(1717416000123))
 	f.Add("", "", "", "", int64(0))
 	f.Add(" a=b \\", "\\|", "\n\r", "\xff\xc2", int64(-5))
-	f.Add(string(readSample(f, "mdc_repo_readme_eventhub_alert_sample.jsonc")), "‘é’", strings.Repeat("=", 700), "x y=z", int64(1))
+	f.Add(string(alerttest.ReadSample(f, "mdc_repo_readme_eventhub_alert_sample.jsonc")), "‘é’", strings.Repeat("=", 700), "x y=z", int64(1))
 	f.Fuzz(func(t *testing.T, text, typ, desc, user string, ms int64) {
 		for _, header := range []string{"rfc3164", "rfc5424"} {
 			cfg := cef.DefaultConfig()

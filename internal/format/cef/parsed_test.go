@@ -2,6 +2,7 @@ package cef_test
 
 import (
 	"bytes"
+	"github.com/defender-siem/forwarder/internal/alert/alerttest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -19,7 +20,7 @@ func TestParsedSamplesMatchGolden(t *testing.T) {
 		"elastic_eventhub_securescorecontrol.json": "scorecontrol_rfc3164.golden",
 	} {
 		t.Run(sample, func(t *testing.T) {
-			rec, err := alert.Parse(readSample(t, sample), 0)
+			rec, err := alert.Parse(alerttest.ReadSample(t, sample), 0)
 			if err != nil {
 				t.Fatal(err)
 			}

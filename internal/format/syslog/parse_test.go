@@ -2,6 +2,7 @@ package syslog_test
 
 import (
 	"bytes"
+	"github.com/defender-siem/forwarder/internal/alert/alerttest"
 	"strconv"
 	"strings"
 	"testing"
@@ -162,12 +163,12 @@ func cleanSD(s string) string {
 }
 
 func TestParseGoldenSD(t *testing.T) {
-	rec := hostileAlert()
+	rec := alerttest.HostileFieldsAlert()
 	m := parse5424(t, format(t, newFormatter(t, nil), rec))
 	want := map[string]string{
 		"alertId": rec.Alert.SystemAlertID, "alertType": rec.Alert.AlertType, "alertUri": rec.Alert.AlertURI,
 		"compromisedEntity": rec.Alert.CompromisedEntity, "displayName": rec.Alert.DisplayName,
-		"intent": "Execution," + hostileText, "resourceId": rec.ResourceID, "severity": "High",
+		"intent": "Execution," + alerttest.HostileText, "resourceId": rec.ResourceID, "severity": "High",
 		"status": rec.Status, "subscriptionId": rec.SubscriptionID, "techniques": "T1059,T1059=x",
 	}
 	if len(m.params) != len(want) {
@@ -184,10 +185,10 @@ func TestParseGoldenSD(t *testing.T) {
 }
 
 func FuzzFormat(f *testing.F) {
-	f.Add(hostileText, "High", `{"a":1}`, "host", "app", "rfc5424", int64(1717416000123456789))
+	f.Add(alerttest.HostileText, "High", `{"a":1}`, "host", "app", "rfc5424", int64(1717416000123456789))
 	f.Add("", "", "", "", "", "rfc3164", int64(0))
 	f.Add("a]b\\\"", "x\xff", "{\n\"a\":\"\xff\"}", "h ost", "a:p[p]", "rfc5424", int64(-1))
-	f.Add(string(readSample(f, "elastic_eventhub_alert.json")), "‘é’", string(readSample(f, "mdc_repo_readme_eventhub_alert_sample.jsonc")), "-", "-", "rfc3164", int64(253402300800000000))
+	f.Add(string(alerttest.ReadSample(f, "elastic_eventhub_alert.json")), "‘é’", string(alerttest.ReadSample(f, "mdc_repo_readme_eventhub_alert_sample.jsonc")), "-", "-", "rfc3164", int64(253402300800000000))
 	f.Fuzz(func(t *testing.T, text, name, raw, host, app, header string, nanos int64) {
 		cfg := syslog.DefaultConfig()
 		cfg.Header = syslog.HeaderRFC3164

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/defender-siem/forwarder/internal/alert/alerttest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -52,16 +53,16 @@ func TestGolden(t *testing.T) {
 		rec  func(testing.TB) *alert.Record
 		mod  func(*syslog.Config)
 	}{
-		{"alert_rfc5424", elasticAlert, nil},
-		{"alert_rfc5424_summary_bom", elasticAlert, summaryBOM},
-		{"alert_rfc3164", elasticAlert, rfc3164},
-		{"mdc_alert_not_json_rfc5424", mdcAlert, nil},
-		{"assessment_rfc5424", assessment, nil},
-		{"scorecontrol_rfc5424", scoreControl, nil},
-		{"scorecontrol_rfc3164_summary", scoreControl, func(c *syslog.Config) { rfc3164(c); c.Message = syslog.MessageSummary }},
-		{"hostile_rfc5424", func(testing.TB) *alert.Record { return hostileAlert() }, nil},
-		{"hostile_rfc5424_summary", func(testing.TB) *alert.Record { return hostileAlert() }, func(c *syslog.Config) { c.Message = syslog.MessageSummary }},
-		{"hostile_rfc3164", func(testing.TB) *alert.Record { return hostileAlert() }, rfc3164},
+		{"alert_rfc5424", alerttest.ElasticAlert, nil},
+		{"alert_rfc5424_summary_bom", alerttest.ElasticAlert, summaryBOM},
+		{"alert_rfc3164", alerttest.ElasticAlert, rfc3164},
+		{"mdc_alert_not_json_rfc5424", alerttest.MDCAlert, nil},
+		{"assessment_rfc5424", alerttest.Assessment, nil},
+		{"scorecontrol_rfc5424", alerttest.ScoreControl, nil},
+		{"scorecontrol_rfc3164_summary", alerttest.ScoreControl, func(c *syslog.Config) { rfc3164(c); c.Message = syslog.MessageSummary }},
+		{"hostile_rfc5424", func(testing.TB) *alert.Record { return alerttest.HostileFieldsAlert() }, nil},
+		{"hostile_rfc5424_summary", func(testing.TB) *alert.Record { return alerttest.HostileFieldsAlert() }, func(c *syslog.Config) { c.Message = syslog.MessageSummary }},
+		{"hostile_rfc3164", func(testing.TB) *alert.Record { return alerttest.HostileFieldsAlert() }, rfc3164},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -271,7 +272,7 @@ func TestSDValue(t *testing.T) {
 }
 
 func TestParamsSorted(t *testing.T) {
-	for _, rec := range []*alert.Record{hostileAlert(), assessment(t), elasticAlert(t), {Kind: alert.KindAlert, Alert: &alert.Alert{}}} {
+	for _, rec := range []*alert.Record{alerttest.HostileFieldsAlert(), alerttest.Assessment(t), alerttest.ElasticAlert(t), {Kind: alert.KindAlert, Alert: &alert.Alert{}}} {
 		ps := syslog.Params(rec)
 		for i := range ps {
 			if i > 0 && ps[i-1].Name >= ps[i].Name {
@@ -310,7 +311,7 @@ func TestRawJSON(t *testing.T) {
 
 func TestAppendsToDst(t *testing.T) {
 	f := newFormatter(t, nil)
-	rec := elasticAlert(t)
+	rec := alerttest.ElasticAlert(t)
 	alone := format(t, f, rec)
 	got, err := f.Format([]byte("prefix"), rec)
 	if err != nil {
@@ -398,7 +399,7 @@ func BenchmarkFormat(b *testing.B) {
 	}{{"rfc5424_raw", nil}, {"rfc5424_summary", func(c *syslog.Config) { c.Message = syslog.MessageSummary }}, {"rfc3164_raw", func(c *syslog.Config) { c.Header = syslog.HeaderRFC3164 }}} {
 		b.Run(tt.name, func(b *testing.B) {
 			f := newFormatter(b, tt.mod)
-			rec := elasticAlert(b)
+			rec := alerttest.ElasticAlert(b)
 			buf := make([]byte, 0, 16<<10)
 			b.SetBytes(int64(len(rec.Raw)))
 			b.ReportAllocs()

@@ -7,6 +7,7 @@ package syslog_test
 import (
 	"context"
 	"fmt"
+	"github.com/defender-siem/forwarder/internal/alert/alerttest"
 	"strings"
 	"testing"
 	"time"
@@ -48,8 +49,8 @@ func rsyslogClient(t testing.TB, r *testenv.Rsyslog, tr transport, mod func(*sys
 
 func records(t testing.TB) map[string]*alert.Record {
 	return map[string]*alert.Record{
-		"elastic alert": elasticAlert(t), "mdc alert (not JSON)": mdcAlert(t), "hostile alert": hostileAlert(),
-		"assessment": assessment(t), "score control": scoreControl(t),
+		"elastic alert": alerttest.ElasticAlert(t), "mdc alert (not JSON)": alerttest.MDCAlert(t), "hostile alert": alerttest.HostileFieldsAlert(),
+		"assessment": alerttest.Assessment(t), "score control": alerttest.ScoreControl(t),
 	}
 }
 
@@ -180,7 +181,7 @@ func TestRFC3164ThroughRsyslog(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := testenv.StartRsyslog(t)
-	rec := hostileAlert()
+	rec := alerttest.HostileFieldsAlert()
 	out, _ := f.Format(nil, rec)
 	c := rsyslogClient(t, r, transports[0], nil)
 	allNil(t, c.Send(context.Background(), [][]byte{out}))
@@ -333,7 +334,7 @@ func TestCEFWithoutExtensionSpaceLosesFirstKeyCharacter(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := testenv.StartRsyslog(t)
-	out, _ := f.Format(nil, elasticAlert(t))
+	out, _ := f.Format(nil, alerttest.ElasticAlert(t))
 	allNil(t, rsyslogClient(t, r, transports[0], nil).Send(context.Background(), [][]byte{out}))
 	m := r.Messages(t, 1, wait)[0]
 	if m.CEF == nil {

@@ -1,4 +1,4 @@
-package syslog_test
+package alerttest
 
 import (
 	"encoding/json"
@@ -11,10 +11,8 @@ import (
 	"github.com/defender-siem/forwarder/internal/alert"
 )
 
-// The records below are built by hand from the sample payloads in testdata, so that these
-// tests do not depend on the parser: they fix what each field looks like on the wire.
-
-func readSample(t testing.TB, name string) []byte {
+// ReadSample reads a sample from the calling test package's testdata directory.
+func ReadSample(t testing.TB, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata", name))
 	if err != nil {
@@ -23,7 +21,7 @@ func readSample(t testing.TB, name string) []byte {
 	return b
 }
 
-func mustTime(s string) time.Time {
+func parseTime(s string) time.Time {
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
 		panic(err)
@@ -45,17 +43,18 @@ func sampleEntities(t testing.TB, raw []byte) []alert.Entity {
 	return out
 }
 
-func elasticAlert(t testing.TB) *alert.Record {
-	raw := readSample(t, "elastic_eventhub_alert.json")
+// ElasticAlert is the Elastic integration's continuous-export alert (testdata/elastic_eventhub_alert.json).
+func ElasticAlert(t testing.TB) *alert.Record {
+	raw := ReadSample(t, "elastic_eventhub_alert.json")
 	a := &alert.Alert{
 		SystemAlertID:     "2517184898549829577_cdcf9f94-ec53-47a6-ab87-76130f87218d",
 		AlertType:         "ARM_AnomalousServiceOperation.CredentialAccess",
 		DisplayName:       "[SAMPLE ALERT] Login from a suspicious IP",
 		Severity:          alert.SeverityMedium,
 		Status:            "Active",
-		StartTime:         mustTime("2023-05-11T13:15:45.0170422Z"),
-		EndTime:           mustTime("2023-05-11T13:15:45.0170422Z"),
-		TimeGenerated:     mustTime("2023-05-11T13:17:09.0170422Z"),
+		StartTime:         parseTime("2023-05-11T13:15:45.0170422Z"),
+		EndTime:           parseTime("2023-05-11T13:15:45.0170422Z"),
+		TimeGenerated:     parseTime("2023-05-11T13:17:09.0170422Z"),
 		Description:       "THIS IS A SAMPLE ALERT: Your resource has been accessed successfully from an IP address that Microsoft Threat Intelligence has associated with suspicious activity.",
 		RemediationSteps:  []string{"Go to the firewall settings in order to lock down the firewall as tightly as possible."},
 		Intent:            []string{"PreAttack"},
@@ -74,18 +73,18 @@ func elasticAlert(t testing.TB) *alert.Record {
 	}
 }
 
-// mdcAlert is Microsoft's README sample: not strict JSON (unquoted keys, a trailing comma),
+// MDCAlert is Microsoft's README sample: not strict JSON (unquoted keys, a trailing comma),
 // with curly quotes in the description.
-func mdcAlert(t testing.TB) *alert.Record {
+func MDCAlert(t testing.TB) *alert.Record {
 	a := &alert.Alert{
 		SystemAlertID:     "2342409243234234_F2BFED55-5997-4FEA-95BD-BB7C6DDCD061",
 		AlertType:         "SUSPECT_SVCHOST",
 		DisplayName:       "Suspicious process detected",
 		Severity:          alert.SeverityHigh,
 		Status:            "Active",
-		StartTime:         mustTime("2016-12-20T13:38:00.000Z"),
-		EndTime:           mustTime("2019-12-20T13:40:01.733Z"),
-		TimeGenerated:     mustTime("2016-12-20T13:38:03.000Z"),
+		StartTime:         parseTime("2016-12-20T13:38:00.000Z"),
+		EndTime:           parseTime("2019-12-20T13:40:01.733Z"),
+		TimeGenerated:     parseTime("2016-12-20T13:38:03.000Z"),
 		Description:       "Suspicious process named ‘SVCHOST.EXE’ was running from path: %{Process Path}",
 		RemediationSteps:  []string{"contact your security information team"},
 		Intent:            []string{"Execution"},
@@ -99,67 +98,70 @@ func mdcAlert(t testing.TB) *alert.Record {
 		},
 	}
 	return &alert.Record{
-		Kind: alert.KindAlert, Raw: readSample(t, "mdc_repo_readme_eventhub_alert_sample.jsonc"),
+		Kind: alert.KindAlert, Raw: ReadSample(t, "mdc_repo_readme_eventhub_alert_sample.jsonc"),
 		ID: a.SystemAlertID, DisplayName: a.DisplayName, Severity: a.Severity, Status: a.Status,
 		Time: a.TimeGenerated, SubscriptionID: a.SubscriptionID, ResourceID: a.ResourceID,
 		Description: a.Description, Alert: a,
 	}
 }
 
-func assessment(t testing.TB) *alert.Record {
+// Assessment is the Elastic integration's recommendation (testdata/elastic_eventhub_assessment.json).
+func Assessment(t testing.TB) *alert.Record {
 	return &alert.Record{
 		Kind:           alert.KindRecommendation,
-		Raw:            readSample(t, "elastic_eventhub_assessment.json"),
+		Raw:            ReadSample(t, "elastic_eventhub_assessment.json"),
 		ID:             "/subscriptions/12cabcb4-86e8-404f-a3d2-1dc9982f45ca/resourcegroups/mbranca-esf/providers/microsoft.web/sites/mbranca-esf/providers/Microsoft.Security/assessments/7b3d4796-9400-2904-692b-4a5ede7f0a1e",
 		DisplayName:    "CORS should not allow every resource to access Function Apps",
 		Severity:       alert.SeverityLow,
 		Status:         "Healthy",
-		Time:           mustTime("2023-05-09T13:19:49.3381028Z"),
+		Time:           parseTime("2023-05-09T13:19:49.3381028Z"),
 		SubscriptionID: "12cabcb4-86e8-404f-a3d2-1dc9982f45ca",
 		ResourceID:     "/subscriptions/12cabcb4-86e8-404f-a3d2-1dc9982f45ca/resourcegroups/mbranca-esf/providers/microsoft.web/sites/mbranca-esf",
 		Description:    "Cross-Origin Resource Sharing (CORS) should not allow all domains to access your Function app. Allow only required domains to interact with your Function app.",
 	}
 }
 
-func scoreControl(t testing.TB) *alert.Record {
+// ScoreControl is the Elastic integration's secure score control (testdata/elastic_eventhub_securescorecontrol.json).
+func ScoreControl(t testing.TB) *alert.Record {
 	return &alert.Record{
 		Kind:           alert.KindSecureScoreControl,
-		Raw:            readSample(t, "elastic_eventhub_securescorecontrol.json"),
+		Raw:            ReadSample(t, "elastic_eventhub_securescorecontrol.json"),
 		ID:             "/subscriptions/12cabcb4-86e8-404f-a3d2-1dc9982f45ca/providers/Microsoft.Security/secureScores/ascScore/secureScoreControls/61702b76-1fab-41f2-bcbc-50b7870dcf38",
 		DisplayName:    "Apply system updates",
 		SubscriptionID: "12cabcb4-86e8-404f-a3d2-1dc9982f45ca",
 	}
 }
 
-// hostileText is what a compromised host can put in a command line or file name: every
+// HostileText is what a compromised host can put in a command line or file name: every
 // character that ends a field, a value, a header or a message, a forged syslog header,
 // invalid UTF-8 and a C1 control.
-const hostileText = "evil\"] \\ = | \\\" \\] end\nline2\r\n<13>1 2024-01-01T00:00:00Z forged app - - - injected\x00\tx\xff\xfe\xc2\x85y ‘é’ "
+const HostileText = "evil\"] \\ = | \\\" \\] end\nline2\r\n<13>1 2024-01-01T00:00:00Z forged app - - - injected\x00\tx\xff\xfe\xc2\x85y ‘é’ "
 
-func hostileAlert() *alert.Record {
+// HostileFieldsAlert puts HostileText into every field a syslog or CEF formatter writes.
+func HostileFieldsAlert() *alert.Record {
 	a := &alert.Alert{
-		SystemAlertID:      "id|" + hostileText,
-		AlertType:          "Type|With\\Pipes=" + hostileText,
-		DisplayName:        "Name " + hostileText,
+		SystemAlertID:      "id|" + HostileText,
+		AlertType:          "Type|With\\Pipes=" + HostileText,
+		DisplayName:        "Name " + HostileText,
 		Severity:           alert.SeverityHigh,
-		Status:             "Active" + hostileText,
-		TimeGenerated:      mustTime("2024-06-03T12:00:00.123456789Z"),
-		StartTime:          mustTime("2024-06-03T11:59:00.999Z"),
-		EndTime:            mustTime("2024-06-03T12:00:00.5Z"),
-		Description:        "Command line: " + hostileText,
-		Intent:             []string{"Execution", hostileText},
+		Status:             "Active" + HostileText,
+		TimeGenerated:      parseTime("2024-06-03T12:00:00.123456789Z"),
+		StartTime:          parseTime("2024-06-03T11:59:00.999Z"),
+		EndTime:            parseTime("2024-06-03T12:00:00.5Z"),
+		Description:        "Command line: " + HostileText,
+		Intent:             []string{"Execution", HostileText},
 		Techniques:         []string{"T1059", "T1059=x"},
-		CompromisedEntity:  "host " + hostileText,
-		ResourceID:         "/subscriptions/s/" + hostileText,
-		SubscriptionID:     "sub" + hostileText,
-		AlertURI:           "https://portal.azure.com/#x?a=b&c=" + hostileText,
-		ExtendedProperties: map[string]string{"ActionTaken": "Blocked " + hostileText},
+		CompromisedEntity:  "host " + HostileText,
+		ResourceID:         "/subscriptions/s/" + HostileText,
+		SubscriptionID:     "sub" + HostileText,
+		AlertURI:           "https://portal.azure.com/#x?a=b&c=" + HostileText,
+		ExtendedProperties: map[string]string{"ActionTaken": "Blocked " + HostileText},
 		Entities: []alert.Entity{
 			{Type: "ip", Fields: map[string]any{"Address": "2001:db8::1"}},
-			{Type: "host", Fields: map[string]any{"HostName": "h" + hostileText}},
-			{Type: "account", Fields: map[string]any{"name": "u" + hostileText}},
-			{Type: "file", Fields: map[string]any{"Name": "f" + hostileText}},
-			{Type: "url", Fields: map[string]any{"Url": "http://x/?q=" + hostileText}},
+			{Type: "host", Fields: map[string]any{"HostName": "h" + HostileText}},
+			{Type: "account", Fields: map[string]any{"name": "u" + HostileText}},
+			{Type: "file", Fields: map[string]any{"Name": "f" + HostileText}},
+			{Type: "url", Fields: map[string]any{"Url": "http://x/?q=" + HostileText}},
 		},
 	}
 	raw := []byte(`{"AlertDisplayName":"Name evil\"] \\ = | end\nline2\r\n<13>1 forged","Bad":"` + "\xff\xfe" + `"}`)
