@@ -54,6 +54,7 @@ import (
 
 	"github.com/defender-siem/forwarder/internal/alert"
 	"github.com/defender-siem/forwarder/internal/format"
+	"github.com/defender-siem/forwarder/internal/format/jsontext"
 )
 
 // DefaultSource is the source a Config gets from DefaultConfig.
@@ -160,21 +161,21 @@ func New(cfg Config) *Formatter {
 		}
 		if cfg.Host != "" {
 			sep("host")
-			b = appendString(b, cfg.Host)
+			b = jsontext.AppendString(b, cfg.Host)
 		}
 		if cfg.Source != "" {
 			sep("source")
-			b = appendString(b, cfg.Source)
+			b = jsontext.AppendString(b, cfg.Source)
 		}
 		st := cfg.SourceType
 		if st == "" {
 			st = SourceTypeFor(k)
 		}
 		sep("sourcetype")
-		b = appendString(b, st)
+		b = jsontext.AppendString(b, st)
 		if cfg.Index != "" {
 			sep("index")
-			b = appendString(b, cfg.Index)
+			b = jsontext.AppendString(b, cfg.Index)
 		}
 		f.headers[k] = string(b)
 	}
@@ -229,30 +230,30 @@ func (f *Formatter) Format(dst []byte, rec *alert.Record) ([]byte, error) {
 	// Keys in sorted order; kind is never empty, so it anchors the commas.
 	if alertID != "" {
 		dst = append(dst, `"alert_id":`...)
-		dst = appendString(dst, alertID)
+		dst = jsontext.AppendString(dst, alertID)
 		dst = append(dst, ',')
 	}
 	if alertType != "" {
 		dst = append(dst, `"alert_type":`...)
-		dst = appendString(dst, alertType)
+		dst = jsontext.AppendString(dst, alertType)
 		dst = append(dst, ',')
 	}
 	dst = append(dst, `"kind":`...)
-	dst = appendString(dst, string(kind))
+	dst = jsontext.AppendString(dst, string(kind))
 	for _, kv := range [...]struct{ k, v string }{
 		{`,"severity":`, sev}, {`,"status":`, status}, {`,"subscription_id":`, sub},
 	} {
 		if kv.v != "" {
 			dst = append(dst, kv.k...)
-			dst = appendString(dst, kv.v)
+			dst = jsontext.AppendString(dst, kv.v)
 		}
 	}
 
 	dst = append(dst, `},"event":`...)
 	start := len(dst)
-	dst, ok = appendCompactJSON(dst, rec.Raw)
+	dst, ok = jsontext.AppendCompact(dst, rec.Raw)
 	if !ok {
-		dst = appendString(dst[:start], string(rec.Raw))
+		dst = jsontext.AppendString(dst[:start], string(rec.Raw))
 	}
 	dst = append(dst, '}')
 	return dst, nil
@@ -283,7 +284,7 @@ func appendEpochMillis(dst []byte, sec int64, nsec int) []byte {
 
 func isBlank(b []byte) bool {
 	for _, c := range b {
-		if !isSpace(c) {
+		if c != ' ' && c != '\t' && c != '\n' && c != '\r' {
 			return false
 		}
 	}

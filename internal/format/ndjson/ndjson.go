@@ -7,14 +7,13 @@
 package ndjson
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
-	"unicode/utf8"
 
 	"github.com/defender-siem/forwarder/internal/alert"
 	"github.com/defender-siem/forwarder/internal/format"
+	"github.com/defender-siem/forwarder/internal/format/jsontext"
 )
 
 // Field names a metadata field the wrapper can carry.
@@ -102,9 +101,9 @@ func (f *Formatter) Format(dst []byte, rec *alert.Record) ([]byte, error) {
 		if v == "" {
 			continue
 		}
-		dst = appendString(dst, string(fd))
+		dst = jsontext.AppendString(dst, string(fd))
 		dst = append(dst, ':')
-		dst = appendString(dst, v)
+		dst = jsontext.AppendString(dst, v)
 		dst = append(dst, ',')
 	}
 	dst = append(dst, `"record":`...)
@@ -148,79 +147,11 @@ func severityName(s alert.Severity) string {
 	return ""
 }
 
-// appendRecord writes raw compacted, with invalid UTF-8 (which valid JSON can only hold
-// inside strings) replaced by \ufffd, or as a JSON string if it is not JSON.
+// appendRecord writes raw compacted and repaired (see jsontext.AppendCompact), or as a JSON
+// string if it is not JSON, so that every line is one valid JSON value.
 func appendRecord(dst []byte, raw []byte) []byte {
-	if !json.Valid(raw) {
-		return appendString(dst, string(raw))
+	if out, ok := jsontext.AppendCompact(dst, raw); ok {
+		return out
 	}
-	inString, escaped := false, false
-	start := 0 // start of the run not yet copied
-	for i := 0; i < len(raw); {
-		c := raw[i]
-		switch {
-		case c >= utf8.RuneSelf:
-			r, size := utf8.DecodeRune(raw[i:])
-			if r == utf8.RuneError && size == 1 {
-				dst = append(dst, raw[start:i]...)
-				dst = append(dst, `\ufffd`...)
-				start = i + 1
-			}
-			escaped = false
-			i += size
-			continue
-		case inString:
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
-			}
-		case c == '"':
-			inString = true
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
-			dst = append(dst, raw[start:i]...)
-			start = i + 1
-		}
-		i++
-	}
-	return append(dst, raw[start:]...)
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString writes s as a JSON string, invalid UTF-8 as \ufffd.
-func appendString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= utf8.RuneSelf {
-			r, size := utf8.DecodeRuneInString(s[i:])
-			if r == utf8.RuneError && size == 1 {
-				dst = append(dst, `\ufffd`...)
-			} else {
-				dst = append(dst, s[i:i+size]...)
-			}
-			i += size
-			continue
-		}
-		switch {
-		case c == '"' || c == '\\':
-			dst = append(dst, '\\', c)
-		case c == '\n':
-			dst = append(dst, '\\', 'n')
-		case c == '\r':
-			dst = append(dst, '\\', 'r')
-		case c == '\t':
-			dst = append(dst, '\\', 't')
-		case c < 0x20:
-			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		default:
-			dst = append(dst, c)
-		}
-		i++
-	}
-	return append(dst, '"')
+	return jsontext.AppendString(dst, string(raw))
 }

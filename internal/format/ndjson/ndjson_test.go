@@ -119,8 +119,8 @@ func TestFormat(t *testing.T) {
 		{"wrap no fields", Config{Wrap: true}, full, "{\"record\":{\"a\":\"<b>&\u2028\"}}"},
 		{"empty values omitted", Config{Wrap: true, Fields: AllFields}, &alert.Record{Kind: alert.KindUnknown, Raw: []byte(`[1]`)},
 			`{"kind":"unknown","record":[1]}`},
-		{"invalid utf8 replaced", DefaultConfig(), &alert.Record{Raw: []byte("{\"a\":\"x\xffy\xc3\"}")}, `{"a":"x\ufffdy\ufffd"}`},
-		{"not json carried as string", DefaultConfig(), &alert.Record{Raw: []byte("oops\n{\x01\xff")}, `"oops\n{\u0001\ufffd"`},
+		{"invalid utf8 replaced", DefaultConfig(), &alert.Record{Raw: []byte("{\"a\":\"x\xffy\xc3\"}")}, "{\"a\":\"x\uFFFDy\uFFFD\"}"}, // each invalid byte becomes U+FFFD
+		{"not json carried as string", DefaultConfig(), &alert.Record{Raw: []byte("oops\n{\x01\xff")}, "\"oops\\n{\\u0001\uFFFD\""},
 		{"empty raw", DefaultConfig(), &alert.Record{}, `""`},
 		{"whitespace inside strings kept", DefaultConfig(), &alert.Record{Raw: []byte("{ \"a b\" : \"x \\\" y\\\\\" ,\t\"c\":[ 1 ,\r\n 2 ] }\n")},
 			`{"a b":"x \" y\\","c":[1,2]}`},

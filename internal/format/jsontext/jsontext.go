@@ -1,4 +1,9 @@
-package hec
+// Package jsontext writes JSON text fast and safely for the formats that embed a record's
+// original JSON: it checks and compacts a value in one pass, repairing what strict receivers
+// refuse (invalid UTF-8, raw control characters), and writes strings that can never hold a raw
+// line break. It is several times faster than encoding/json's Valid plus Compact, and
+// formatting speed bounds the forwarder's throughput.
+package jsontext
 
 import (
 	"encoding/binary"
@@ -20,10 +25,10 @@ var plain = func() (t [utf8.RuneSelf]bool) {
 	return t
 }()
 
-// appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD; control characters
+// AppendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD; control characters
 // and U+2028/U+2029 (line separators to some JSON consumers) are escaped, so the result never
 // holds a raw line break. '<', '>' and '&' are kept: Splunk does not need HTML escaping.
-func appendString(dst []byte, s string) []byte {
+func AppendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	run := 0
 	for i := 0; i < len(s); {
@@ -69,14 +74,14 @@ func appendString(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
-// appendCompactJSON validates src as one JSON value and appends it without insignificant
+// AppendCompact validates src as one JSON value and appends it without insignificant
 // whitespace, repairing what Splunk would refuse inside strings (invalid UTF-8 → U+FFFD, raw
 // control characters → \u00XX). Everything else is copied byte for byte. It reports false,
 // with dst as it was, when src is not a single JSON value.
 //
 // A single hand-written pass is several times faster than json.Valid followed by
 // json.Compact, and formatting speed bounds the forwarder's throughput.
-func appendCompactJSON(dst, src []byte) ([]byte, bool) {
+func AppendCompact(dst, src []byte) ([]byte, bool) {
 	c := compactor{src: src}
 	start := len(dst)
 	c.skipSpace()
