@@ -1,7 +1,7 @@
 package logrhythm
 
 import (
-	"encoding/json"
+	"github.com/defender-siem/forwarder/internal/alert"
 	"unicode/utf8"
 )
 
@@ -88,7 +88,7 @@ func appendJSONString(dst []byte, s string) []byte {
 // \u007c, so the text carries no pipe yet still decodes to exactly what Defender wrote.
 // Invalid UTF-8 becomes \ufffd. Text that is not JSON is scrubbed like any other value.
 func originalMessage(raw []byte, max int) string {
-	if !json.Valid(raw) {
+	if !validJSON(raw) {
 		return scrub(string(raw), max)
 	}
 	out := make([]byte, 0, len(raw)+16)
@@ -164,4 +164,15 @@ func truncateJSONText(text []byte, max int) []byte {
 		break
 	}
 	return text[:cut]
+}
+
+// validJSON is json.Valid at several times its speed: the alert scanner accepts exactly what
+// encoding/json does.
+func validJSON(raw []byte) bool {
+	start := alert.SkipSpace(raw, 0)
+	if start >= len(raw) {
+		return false
+	}
+	end, err := alert.ScanValue(raw, start, 0)
+	return err == nil && alert.SkipSpace(raw, end) == len(raw)
 }
