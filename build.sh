@@ -85,7 +85,10 @@ run_tests() {
   log "go vet"
   go vet ./...
   log "go test -race"
-  go test -race -count=1 -timeout 20m ./...
+  mkdir -p "$TOOLS"
+  go test -race -count=1 -timeout 20m ./... 2>&1 | tee "$TOOLS/test.log"
+  local passed fuzzed=0
+  passed=$(grep -c '^ok ' "$TOOLS/test.log" || true)
   log "fuzzing each target for $FUZZTIME"
   local pkg target
   while read -r pkg; do
@@ -95,9 +98,11 @@ run_tests() {
         cat "$TOOLS/fuzz.log" >&2
         exit 1
       fi
+      fuzzed=$((fuzzed + 1))
     done
   done < <(go list ./...)
-  log "all tests passed"
+  log "all tests passed; $fuzzed fuzz targets ran without a failure"
+  echo "packages: $passed passed, 0 failed"
 }
 
 run_demo() {
