@@ -132,10 +132,6 @@ type Report struct {
 func (p *Pipeline) Process(ctx context.Context, batch hostproto.Batch, deliverBy time.Time) Report {
 	rep := Report{Events: len(batch.Events)}
 	log := p.opts.Logger.With("partition", batch.Partition.PartitionID)
-	hostAttempt := 1
-	if batch.Retry != nil {
-		hostAttempt = batch.Retry.RetryCount + 1
-	}
 
 	var records []item
 	var letters []deadletter.Letter
@@ -146,7 +142,7 @@ func (p *Pipeline) Process(ctx context.Context, batch hostproto.Batch, deliverBy
 			rep.Undecodable++
 			msg := p.opts.Scrub(err.Error())
 			log.Warn("undecodable message", "sequence", ev.SequenceNumber, "bytes", len(ev.Body), "err", msg)
-			letters = append(letters, p.letter(batch, ev, 0, deadletter.UndecodablePartition, "", sink.ReasonUndecodable, msg, hostAttempt, ev.Body, nil))
+			letters = append(letters, p.letter(batch, ev, 0, deadletter.UndecodablePartition, "", sink.ReasonUndecodable, msg, 1, ev.Body, nil))
 			continue
 		}
 		for j := range recs {
@@ -178,7 +174,7 @@ func (p *Pipeline) Process(ctx context.Context, batch hostproto.Batch, deliverBy
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			dletters[d], dforget[d] = p.deliver(dctx, dest, batch, records, taken, hostAttempt, &dreps[d])
+			dletters[d], dforget[d] = p.deliver(dctx, dest, batch, records, taken, &dreps[d])
 		}()
 	}
 	wg.Wait()
@@ -227,10 +223,12 @@ type item struct {
 
 // deliver formats and sends one destination's records and returns the letters for what it
 // could not deliver and, on a host retry, the letter ids of what it delivered.
-func (p *Pipeline) deliver(ctx context.Context, dest *Destination, batch hostproto.Batch, records []item, taken []int, hostAttempt int, rep *DestinationReport) (letters []deadletter.Letter, delivered []string) {
+func (p *Pipeline) deliver(ctx context.Context, dest *Destination, batch hostproto.Batch, records []item, taken []int, rep *DestinationReport) (letters []deadletter.Letter, delivered []string) {
 	log := p.opts.Logger.With("destination", dest.Name, "partition", batch.Partition.PartitionID)
+	// A letter counts this invocation's attempts; the store adds those of earlier host runs
+	// of the same batch when it overwrites their letter.
 	fail := func(it item, reason sink.Reason, msg string, attempts int) {
-		letters = append(letters, p.letter(batch, it.ev, it.rec.Index, dest.Name, string(it.rec.Kind), reason, msg, hostAttempt-1+attempts, it.rec.Raw, it.rec))
+		letters = append(letters, p.letter(batch, it.ev, it.rec.Index, dest.Name, string(it.rec.Kind), reason, msg, attempts, it.rec.Raw, it.rec))
 	}
 
 	// Render into chunks sized from the input still to come, each payload a slice of one
