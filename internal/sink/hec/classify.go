@@ -110,7 +110,15 @@ func describe(status int, r reply, body []byte, scrub func(string) string) strin
 		text = string(bytes.TrimSpace(body))
 	}
 	if text != "" {
-		text = scrub(text)
+		// Unprintable characters would come out of %q as escapes up to ten characters long: a
+		// body of them would make a long, unreadable line (and escapes can spell text the
+		// body never held).
+		text = strings.Map(func(r rune) rune {
+			if r != utf8.RuneError && !strconv.IsPrint(r) {
+				return ' '
+			}
+			return r
+		}, scrub(text))
 		if len(text) > maxSnippet {
 			cut := maxSnippet
 			for cut > 0 && !utf8.RuneStart(text[cut]) {
