@@ -51,56 +51,17 @@ func AppendUnquoted(dst, str []byte) []byte {
 // the input from the value's first byte on and must check the value and return the index just
 // past it (relative to what it was given). Otherwise the value is skipped.
 func EachMemberLazy(obj []byte, depth int, fn func(key []byte, esc bool) (func(rest []byte) (int, error), bool)) (int, error) {
-	if len(obj) == 0 || obj[0] != '{' {
-		return 0, syntaxErr(0, "not an object")
-	}
-	if depth+1 > maxDepth {
-		return 0, syntaxErr(0, "nesting too deep")
-	}
-	i := skipWS(obj, 1)
-	if i < len(obj) && obj[i] == '}' {
-		return i + 1, nil
-	}
-	for {
-		if i >= len(obj) || obj[i] != '"' {
-			return i, syntaxErr(i, "object key is not a string")
+	return walkMembers(obj, depth, func(key []byte, esc bool, vs int) (int, error) {
+		scan, ok := fn(key, esc)
+		if !ok {
+			return skipValue(obj, vs, depth+1)
 		}
-		ks := i
-		ke, esc, err := skipString(obj, i)
-		if err != nil {
-			return ke, err
+		if vs >= len(obj) {
+			return vs, syntaxErr(vs, "unexpected end of input")
 		}
-		i = skipWS(obj, ke)
-		if i >= len(obj) || obj[i] != ':' {
-			return i, syntaxErr(i, "missing colon after object key")
-		}
-		vs := skipWS(obj, i+1)
-		var ve int
-		if scan, ok := fn(obj[ks+1:ke-1], esc); ok {
-			if vs >= len(obj) {
-				return vs, syntaxErr(vs, "unexpected end of input")
-			}
-			n, err := scan(obj[vs:])
-			if err != nil {
-				return vs + n, err
-			}
-			ve = vs + n
-		} else if ve, err = skipValue(obj, vs, depth+1); err != nil {
-			return ve, err
-		}
-		i = skipWS(obj, ve)
-		if i >= len(obj) {
-			return i, syntaxErr(i, "unexpected end of input in object")
-		}
-		switch obj[i] {
-		case ',':
-			i = skipWS(obj, i+1)
-		case '}':
-			return i + 1, nil
-		default:
-			return i, syntaxErr(i, "expected comma or end of object")
-		}
-	}
+		n, err := scan(obj[vs:])
+		return vs + n, err
+	})
 }
 
 // AppendString checks the JSON string starting at the quote d[i], appends its decoded content

@@ -302,6 +302,20 @@ func eachMember(obj []byte, depth int, fn func(key, val []byte, keyEsc bool)) er
 // scanMembers is eachMember that also returns the index just past the object, so that a
 // caller can check the object and read its members in a single pass.
 func scanMembers(obj []byte, depth int, fn func(key, val []byte, keyEsc bool)) (int, error) {
+	return walkMembers(obj, depth, func(key []byte, esc bool, vs int) (int, error) {
+		ve, err := skipValue(obj, vs, depth+1)
+		if err == nil {
+			fn(key, obj[vs:ve], esc)
+		}
+		return ve, err
+	})
+}
+
+// walkMembers checks the object obj (which must start with '{') member by member and returns
+// the index just past it. For each member it calls value with the raw key (escapes undecoded;
+// esc says whether it has any) and the index of the value's first byte in obj; value must
+// check the value and return the index just past it, or an error whose offset is in obj.
+func walkMembers(obj []byte, depth int, value func(key []byte, esc bool, vs int) (int, error)) (int, error) {
 	if len(obj) == 0 || obj[0] != '{' {
 		return 0, syntaxErr(0, "not an object")
 	}
@@ -325,12 +339,10 @@ func scanMembers(obj []byte, depth int, fn func(key, val []byte, keyEsc bool)) (
 		if i >= len(obj) || obj[i] != ':' {
 			return i, syntaxErr(i, "missing colon after object key")
 		}
-		vs := skipWS(obj, i+1)
-		ve, err := skipValue(obj, vs, depth+1)
+		ve, err := value(obj[ks+1:ke-1], esc, skipWS(obj, i+1))
 		if err != nil {
 			return ve, err
 		}
-		fn(obj[ks+1:ke-1], obj[vs:ve], esc)
 		i = skipWS(obj, ve)
 		if i >= len(obj) {
 			return i, syntaxErr(i, "unexpected end of input in object")
