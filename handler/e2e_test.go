@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -29,47 +28,24 @@ import (
 var handlerBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "handler-e2e-")
+	bin, cleanup, err := testenv.BuildHandler()
 	if err != nil {
-		panic(err)
-	}
-	handlerBin = filepath.Join(dir, "handler")
-	build := exec.Command("go", "build", "-o", handlerBin, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building the handler:", err)
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	handlerBin = bin
 	code := m.Run()
-	os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
 }
 
 const token = "e2e-hec-token-5f1d2c9a"
 
-// syncBuffer collects a process's output safely.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type rig struct {
 	host           *hostsim.Host
 	hec            *hecrecv.Receiver
 	az             *testenv.Azurite
-	stdout, stderr *syncBuffer
+	stdout, stderr *testenv.SyncBuffer
 }
 
 // start runs the handler with one HEC destination (all kinds, fast retries) and dead letters in
@@ -82,7 +58,7 @@ func start(t *testing.T, extra ...string) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { hec.Close() })
-	r := &rig{hec: hec, az: az, stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	r := &rig{hec: hec, az: az, stdout: &testenv.SyncBuffer{}, stderr: &testenv.SyncBuffer{}}
 	env := []string{
 		"AzureWebJobsStorage=" + az.ConnectionString(),
 		"Destinations__splunk__Type=splunk_hec",

@@ -1,13 +1,10 @@
 package drills
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -26,21 +23,14 @@ var handlerBin string
 
 // TestMain builds the real handler once; every drill runs that binary as the host would.
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "drills-")
+	bin, cleanup, err := testenv.BuildHandler()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	handlerBin = filepath.Join(dir, "handler")
-	build := exec.Command("go", "build", "-o", handlerBin, "github.com/defender-siem/forwarder/handler")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building the handler:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
+	handlerBin = bin
 	code := m.Run()
-	os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
 }
 
@@ -57,28 +47,10 @@ func pick[T any](short, long T) T {
 
 const hecToken = "drill-hec-token-0c9b7e41"
 
-// syncBuffer collects a process's output safely.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // handler is one running handler process with its output.
 type handler struct {
 	host           *hostsim.Host
-	stdout, stderr *syncBuffer
+	stdout, stderr *testenv.SyncBuffer
 }
 
 // output is everything the process wrote, for failure messages.
@@ -150,7 +122,7 @@ func (r *rig) set(kv string) {
 // start runs a handler with the rig's settings; it is stopped when the test ends.
 func (r *rig) start() *handler {
 	r.t.Helper()
-	h := &handler{stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	h := &handler{stdout: &testenv.SyncBuffer{}, stderr: &testenv.SyncBuffer{}}
 	h.host = &hostsim.Host{Path: handlerBin, Env: append([]string(nil), r.env...), Dir: r.t.TempDir(), Stdout: h.stdout, Stderr: h.stderr}
 	if _, err := h.host.Start(context.Background(), 15*time.Second); err != nil {
 		r.t.Fatalf("start: %v\n%s", err, h.output())
