@@ -71,6 +71,25 @@ need_azurite() {
   fi
 }
 
+# check_layout fails when a product package depends on the tooling under internal/dev, or when
+# go.mod and go.sum are not what go mod tidy would write.
+check_layout() {
+  log "import rule: no product package imports internal/dev"
+  local module bad
+  module=$(go list -m)
+  bad=$(go list -deps ./handler | grep "^$module/internal/dev" || true)
+  if [ -n "$bad" ]; then
+    echo "the handler depends on tooling packages:" >&2
+    echo "$bad" >&2
+    exit 1
+  fi
+  log "go mod tidy -diff"
+  if ! go mod tidy -diff >&2; then
+    echo "go.mod/go.sum are not tidy: run go mod tidy" >&2
+    exit 1
+  fi
+}
+
 run_tests() {
   need_apt
   need_azurite
@@ -84,6 +103,7 @@ run_tests() {
   fi
   log "go vet"
   go vet ./...
+  check_layout
   log "go test -race"
   mkdir -p "$TOOLS"
   go test -race -count=1 -timeout 20m ./... 2>&1 | tee "$TOOLS/test.log"
@@ -109,7 +129,7 @@ run_demo() {
   need_azurite
   build
   log "playing the sample batches through the handler"
-  go run ./internal/demo -handler "$APP/handler" -app "$APP" -azurite "$TOOLS/node_modules/.bin/azurite-table"
+  go run ./internal/dev/cmd/demo -handler "$APP/handler" -app "$APP" -azurite "$TOOLS/node_modules/.bin/azurite-table"
 }
 
 case "${1:-build}" in
@@ -120,18 +140,18 @@ case "${1:-build}" in
     need_azurite
     build
     log "Go benchmarks, one core"
-    GOMAXPROCS=1 go test -run '^$' -bench . -benchmem ./internal/pipeline ./internal/alert ./internal/hostproto ./internal/format/... ./internal/bench
+    GOMAXPROCS=1 go test -run '^$' -bench . -benchmem ./internal/pipeline ./internal/alert ./internal/hostproto ./internal/format/... ./internal/dev/cmd/bench
     log "benchmark tool: the real handler, three destinations"
-    go run ./internal/bench -handler "$APP/handler" -app "$APP" -azurite "$TOOLS/node_modules/.bin/azurite-table"
+    go run ./internal/dev/cmd/bench -handler "$APP/handler" -app "$APP" -azurite "$TOOLS/node_modules/.bin/azurite-table"
     ;;
   soak)
     need_apt
     need_azurite
     build
     log "fault drills, long variant"
-    DRILLS_SOAK=1 go test -race -count=1 -timeout 60m ./internal/drills
+    DRILLS_SOAK=1 go test -race -count=1 -timeout 60m ./internal/dev/drills
     log "memory soak: 1000-event batches for 10 minutes"
-    go run ./internal/bench -handler "$APP/handler" -app "$APP" -azurite "$TOOLS/node_modules/.bin/azurite-table" -soak 10m
+    go run ./internal/dev/cmd/bench -handler "$APP/handler" -app "$APP" -azurite "$TOOLS/node_modules/.bin/azurite-table" -soak 10m
     ;;
   *) echo "usage: $0 [build|test|run|bench|soak]" >&2; exit 2 ;;
 esac

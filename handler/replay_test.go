@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/defender-siem/forwarder/internal/hostsim"
+	"github.com/defender-siem/forwarder/internal/dev/hostsim"
 	"github.com/defender-siem/forwarder/internal/server"
 )
 

@@ -15,8 +15,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
+	"github.com/defender-siem/forwarder/internal/dev/testenv"
 	"github.com/defender-siem/forwarder/internal/sink"
-	"github.com/defender-siem/forwarder/internal/testenv"
 )
 
 // newStore starts a private Azurite and opens a store on it through the settings path the

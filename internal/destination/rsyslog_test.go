@@ -11,10 +11,10 @@ import (
 
 	"github.com/defender-siem/forwarder/internal/alert"
 	"github.com/defender-siem/forwarder/internal/config"
+	"github.com/defender-siem/forwarder/internal/dev/testenv"
 	"github.com/defender-siem/forwarder/internal/format/leef"
 	"github.com/defender-siem/forwarder/internal/format/logrhythm"
 	"github.com/defender-siem/forwarder/internal/pipeline"
-	"github.com/defender-siem/forwarder/internal/testenv"
 )
 
 // hostileDescription tries to end the LEEF attribute, forge a LogRhythm field and start a new

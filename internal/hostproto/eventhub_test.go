@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/defender-siem/forwarder/internal/dev/hostsim"
 	"github.com/defender-siem/forwarder/internal/hostproto"
-	"github.com/defender-siem/forwarder/internal/hostsim"
 )
 
 var bodies = [][]byte{

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/defender-siem/forwarder/internal/dev/hostsim"
 	"github.com/defender-siem/forwarder/internal/hostproto"
-	"github.com/defender-siem/forwarder/internal/hostsim"
 )
 
 // decodeFast is the server's path: the single-pass envelope decoder, then the batch.

@@ -7,9 +7,9 @@ import (
 	"testing"
 
 	"github.com/defender-siem/forwarder/internal/alert"
+	"github.com/defender-siem/forwarder/internal/dev/hostsim"
 	hecformat "github.com/defender-siem/forwarder/internal/format/hec"
 	"github.com/defender-siem/forwarder/internal/hostproto"
-	"github.com/defender-siem/forwarder/internal/hostsim"
 )
 
 // benchBatch is a 100-event host envelope of the sample alert (8.7 KB), each with its own id.

@@ -178,9 +178,12 @@ func (r *Replayer) send(ctx context.Context, dest *pipeline.Destination, l *dead
 	if err != nil {
 		return sink.Permanent(sink.ReasonUnformattable, err)
 	}
-	actx, cancel := context.WithTimeout(ctx, dest.Retry.AttemptTimeout)
-	defer cancel()
-	errs := dest.Sink.Send(actx, [][]byte{payload})
+	if dest.Retry.AttemptTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, dest.Retry.AttemptTimeout)
+		defer cancel()
+	}
+	errs := dest.Sink.Send(ctx, [][]byte{payload})
 	if len(errs) != 1 {
 		return sink.Retryable(sink.ReasonUnreachable, 0, errors.New("transport returned no result"))
 	}

@@ -27,7 +27,11 @@ type Policy struct {
 	// MaxAttempts caps the attempts, the first one included; 0 means no cap (the deadline
 	// still applies). Default 8.
 	MaxAttempts int
-	// AttemptTimeout bounds one attempt. Default 30s.
+	// AttemptTimeout, when positive, bounds one whole attempt: one Send of every record still
+	// pending, however many requests or writes that takes. Default 0, no bound beyond the
+	// deadline: each transport bounds its own requests and writes (RequestTimeout,
+	// WriteTimeout), since a bound on the whole attempt grows no longer with the batch and
+	// would cut off a request the receiver had already accepted, which is then sent twice.
 	AttemptTimeout time.Duration
 }
 
@@ -38,7 +42,6 @@ func DefaultPolicy() Policy {
 		MaxInterval:     30 * time.Second,
 		Multiplier:      2,
 		MaxAttempts:     8,
-		AttemptTimeout:  30 * time.Second,
 	}
 }
 
@@ -57,8 +60,8 @@ func (p Policy) Validate() error {
 	if p.MaxAttempts < 0 {
 		errs = append(errs, errors.New("retry max attempts must not be negative"))
 	}
-	if p.AttemptTimeout <= 0 {
-		errs = append(errs, errors.New("retry attempt timeout must be positive"))
+	if p.AttemptTimeout < 0 {
+		errs = append(errs, errors.New("retry attempt timeout must not be negative"))
 	}
 	return errors.Join(errs...)
 }
@@ -72,7 +75,7 @@ type Notify func(err error, attempt int, wait time.Duration)
 // otherwise the last error op returned, still classified; when no attempt could run at all it
 // returns a timeout error.
 //
-// Each attempt gets a context bounded by AttemptTimeout. A Retry-After carried by the error
+// With a positive AttemptTimeout each attempt gets a context bounded by it. A Retry-After carried by the error
 // (sink.RetryAfter) lengthens the next pause, up to MaxInterval.
 func Do(ctx context.Context, p Policy, op func(ctx context.Context) error, notify Notify) error {
 	return do(ctx, p, op, notify, nil)
@@ -96,8 +99,12 @@ func do(ctx context.Context, p Policy, op func(ctx context.Context) error, notif
 	attempt := 0
 	operation := func() error {
 		attempt++
-		actx, cancel := context.WithTimeout(ctx, p.AttemptTimeout)
-		defer cancel()
+		actx := ctx
+		if p.AttemptTimeout > 0 {
+			var cancel context.CancelFunc
+			actx, cancel = context.WithTimeout(ctx, p.AttemptTimeout)
+			defer cancel()
+		}
 		err := op(actx)
 		if err == nil {
 			return nil

@@ -127,6 +127,25 @@ func TestDoAttemptTimeout(t *testing.T) {
 	}
 }
 
+// By default an attempt ends only with the budget: one attempt sends every pending record, in
+// as many requests as that takes, and a bound on the whole would cut off a request the
+// receiver had already accepted.
+func TestDoDefaultAttemptKeepsTheBudget(t *testing.T) {
+	want := time.Now().Add(time.Hour)
+	ctx, cancel := context.WithDeadline(context.Background(), want)
+	defer cancel()
+	err := Do(ctx, DefaultPolicy(), func(actx context.Context) error {
+		got, ok := actx.Deadline()
+		if !ok || !got.Equal(want) {
+			t.Errorf("attempt deadline %v (set %v), want the budget's %v", got, ok, want)
+		}
+		return nil
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestPolicyValidate(t *testing.T) {
 	if err := DefaultPolicy().Validate(); err != nil {
 		t.Errorf("default policy invalid: %v", err)

@@ -3,7 +3,7 @@ package cef_test
 import (
 	"bytes"
 	"flag"
-	"github.com/defender-siem/forwarder/internal/alert/alerttest"
+	"github.com/defender-siem/forwarder/internal/dev/alerttest"
 	"os"
 	"path/filepath"
 	"strings"

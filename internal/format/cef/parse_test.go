@@ -3,7 +3,7 @@ package cef_test
 import (
 	"errors"
 	"fmt"
-	"github.com/defender-siem/forwarder/internal/alert/alerttest"
+	"github.com/defender-siem/forwarder/internal/dev/alerttest"
 	"strings"
 	"testing"
 	"time"

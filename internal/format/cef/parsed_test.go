@@ -2,7 +2,7 @@ package cef_test
 
 import (
 	"bytes"
-	"github.com/defender-siem/forwarder/internal/alert/alerttest"
+	"github.com/defender-siem/forwarder/internal/dev/alerttest"
 	"os"
 	"path/filepath"
 	"testing"

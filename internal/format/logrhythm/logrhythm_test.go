@@ -12,7 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/defender-siem/forwarder/internal/alert"
-	"github.com/defender-siem/forwarder/internal/alert/alerttest"
+	"github.com/defender-siem/forwarder/internal/dev/alerttest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")

@@ -2,7 +2,7 @@ package syslog_test
 
 import (
 	"bytes"
-	"github.com/defender-siem/forwarder/internal/alert/alerttest"
+	"github.com/defender-siem/forwarder/internal/dev/alerttest"
 	"strconv"
 	"strings"
 	"testing"

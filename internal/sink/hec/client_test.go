@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/defender-siem/forwarder/internal/dev/testenv"
 	"github.com/defender-siem/forwarder/internal/sink"
-	"github.com/defender-siem/forwarder/internal/testenv"
 )
 
 func newClient(t *testing.T, cfg Config) *Client {

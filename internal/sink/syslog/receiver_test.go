@@ -7,18 +7,18 @@ package syslog_test
 import (
 	"context"
 	"fmt"
-	"github.com/defender-siem/forwarder/internal/alert/alerttest"
+	"github.com/defender-siem/forwarder/internal/dev/alerttest"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
 
 	"github.com/defender-siem/forwarder/internal/alert"
+	"github.com/defender-siem/forwarder/internal/dev/testenv"
 	"github.com/defender-siem/forwarder/internal/format/cef"
 	fsyslog "github.com/defender-siem/forwarder/internal/format/syslog"
 	"github.com/defender-siem/forwarder/internal/sink"
 	"github.com/defender-siem/forwarder/internal/sink/syslog"
-	"github.com/defender-siem/forwarder/internal/testenv"
 )
 
 const wait = 20 * time.Second

@@ -23,8 +23,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/defender-siem/forwarder/internal/hecrecv"
-	"github.com/defender-siem/forwarder/internal/hostsim"
+	"github.com/defender-siem/forwarder/internal/dev/hecrecv"
+	"github.com/defender-siem/forwarder/internal/dev/hostsim"
 )
 
 //go:embed samples

@@ -29,8 +29,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/defender-siem/forwarder/internal/hecrecv"
-	"github.com/defender-siem/forwarder/internal/hostsim"
+	"github.com/defender-siem/forwarder/internal/dev/hecrecv"
+	"github.com/defender-siem/forwarder/internal/dev/hostsim"
 	"github.com/defender-siem/forwarder/internal/server"
 )
 

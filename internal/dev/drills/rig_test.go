@@ -14,9 +14,9 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
 	"github.com/defender-siem/forwarder/internal/deadletter"
-	"github.com/defender-siem/forwarder/internal/hecrecv"
-	"github.com/defender-siem/forwarder/internal/hostsim"
-	"github.com/defender-siem/forwarder/internal/testenv"
+	"github.com/defender-siem/forwarder/internal/dev/hecrecv"
+	"github.com/defender-siem/forwarder/internal/dev/hostsim"
+	"github.com/defender-siem/forwarder/internal/dev/testenv"
 )
 
 var handlerBin string

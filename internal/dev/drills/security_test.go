@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/defender-siem/forwarder/internal/testenv"
+	"github.com/defender-siem/forwarder/internal/dev/testenv"
 )
 
 // echoReceiver is a hostile intake: it refuses every request with the credentials it was sent

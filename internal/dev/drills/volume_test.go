@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/defender-siem/forwarder/internal/deadletter"
-	"github.com/defender-siem/forwarder/internal/hostsim"
+	"github.com/defender-siem/forwarder/internal/dev/hostsim"
 )
 
 // 10,000 records in one invocation (100 messages of 100-record arrays, as continuous export

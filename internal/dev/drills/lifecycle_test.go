@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/defender-siem/forwarder/internal/hostsim"
+	"github.com/defender-siem/forwarder/internal/dev/hostsim"
 )
 
 // The dead-letter store goes away during an invocation whose destination refuses: nothing may

@@ -11,7 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/defender-siem/forwarder/internal/hostsim"
+	"github.com/defender-siem/forwarder/internal/dev/hostsim"
 )
 
 //go:embed testdata/*.json

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/defender-siem/forwarder/internal/hecrecv"
-	"github.com/defender-siem/forwarder/internal/hostsim"
+	"github.com/defender-siem/forwarder/internal/dev/hecrecv"
+	"github.com/defender-siem/forwarder/internal/dev/hostsim"
 )
 
 // A Splunk that is busy for fewer requests than the invocation's retries loses nothing and

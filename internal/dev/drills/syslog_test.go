@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/defender-siem/forwarder/internal/hostsim"
-	"github.com/defender-siem/forwarder/internal/testenv"
+	"github.com/defender-siem/forwarder/internal/dev/hostsim"
+	"github.com/defender-siem/forwarder/internal/dev/testenv"
 )
 
 // syslogIDs reads what rsyslog wrote and counts alert ids per input ("tcp", "tls"): the
