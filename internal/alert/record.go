@@ -65,6 +65,10 @@ type Record struct {
 	// Time is when the record's event happened: an alert's TimeGenerated (or StartTimeUtc),
 	// an assessment's status change date, an activity log event's time. Zero when unknown.
 	Time time.Time
+	// TimeFallback, when not empty, says that the record's own time field was present but could
+	// not be read, and which field Time came from instead: the pipeline warns about it once per
+	// invocation. Empty when Time came from the first choice or the record carries no time.
+	TimeFallback string
 	// SubscriptionID is the Azure subscription the record is about, lower-case as written.
 	SubscriptionID string
 	// ResourceID is the Azure resource the record is about.
