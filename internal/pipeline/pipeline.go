@@ -142,7 +142,7 @@ func (p *Pipeline) Process(ctx context.Context, batch hostproto.Batch, deliverBy
 			rep.Undecodable++
 			msg := p.opts.Scrub(err.Error())
 			log.Warn("undecodable message", "sequence", ev.SequenceNumber, "bytes", len(ev.Body), "err", msg)
-			letters = append(letters, p.letter(batch, ev, 0, deadletter.UndecodablePartition, "", sink.ReasonUndecodable, msg, 1, ev.Body, nil))
+			letters = append(letters, p.letter(batch, letterOf{ev: ev, dest: deadletter.UndecodablePartition, reason: sink.ReasonUndecodable, msg: msg, attempts: 1}))
 			continue
 		}
 		for j := range recs {
@@ -224,82 +224,106 @@ type item struct {
 // deliver formats and sends one destination's records and returns the letters for what it
 // could not deliver and, on a host retry, the letter ids of what it delivered.
 func (p *Pipeline) deliver(ctx context.Context, dest *Destination, batch hostproto.Batch, records []item, taken []int, rep *DestinationReport) (letters []deadletter.Letter, delivered []string) {
-	log := p.opts.Logger.With("destination", dest.Name, "partition", batch.Partition.PartitionID)
-	// A letter counts this invocation's attempts; the store adds those of earlier host runs
-	// of the same batch when it overwrites their letter.
-	fail := func(it item, reason sink.Reason, msg string, attempts int) {
-		letters = append(letters, p.letter(batch, it.ev, it.rec.Index, dest.Name, string(it.rec.Kind), reason, msg, attempts, it.rec.Raw, it.rec))
-	}
-
-	// Render into chunks sized from the input still to come, each payload a slice of one
-	// chunk. One buffer for the whole batch would double its way up to the batch's size,
-	// leaving as much garbage as it keeps; chunks are written once and waste at most the
-	// end of each.
-	rawLeft := 0
-	for _, i := range taken {
-		rawLeft += len(records[i].rec.Raw)
-	}
-	var chunk []byte
-	payloads := make([][]byte, 0, len(taken))
-	sendable := make([]int, 0, len(taken))
-	largest, rawDone, outDone := 0, 0, 0
-	for _, i := range taken {
+	d := &delivery{p: p, dest: dest, batch: batch, log: p.opts.Logger.With("destination", dest.Name, "partition", batch.Partition.PartitionID)}
+	r := d.render(records, taken)
+	letters = r.letters
+	s := d.send(ctx, r.payloads, rep)
+	for k, i := range r.sendable {
 		it := records[i]
-		if need := max(2*largest, len(it.rec.Raw)+chunkHeadroom); cap(chunk)-len(chunk) < need {
-			// Until a record shows how output compares with input (a CEF line is
-			// shorter than its alert, an HEC event a little longer), start small.
-			size := min(rawLeft+rawLeft/4+chunkHeadroom, firstChunkBytes)
-			if rawDone > 0 {
-				size = int(int64(rawLeft) * int64(outDone) / int64(rawDone) * 11 / 10)
+		if s.ok[k] {
+			if batch.Retry != nil {
+				delivered = append(delivered, letterID(batch, it.ev, it.rec.Index))
 			}
-			chunk = make([]byte, 0, max(need, min(size, maxChunkBytes)))
-		}
-		rawLeft -= len(it.rec.Raw)
-		before := len(chunk)
-		rec := it.rec
-		if p.lazyEntities && dest.NeedsEntities {
-			rec = withEntities(rec)
-		}
-		out, err := dest.Formatter.Format(chunk, rec)
-		if err != nil {
-			reason := sink.ReasonUnformattable
-			var se *sink.Error
-			if errors.As(err, &se) && se.Reason != "" {
-				reason = se.Reason
-			}
-			msg := p.opts.Scrub(err.Error())
-			log.Warn("record cannot be formatted", "sequence", it.ev.SequenceNumber, "record", it.rec.Index, "kind", it.rec.Kind, "reason", reason, "err", msg)
-			fail(it, reason, msg, 0)
 			continue
 		}
-		if before > 0 && cap(out) != cap(chunk) {
-			// The record outgrew the chunk, which append copied: start a chunk with
-			// just this record, so that the copy of the earlier ones is not kept.
-			out = append(make([]byte, 0, max(2*(len(out)-before), chunkHeadroom)), out[before:]...)
-			before = 0
-		}
-		chunk = out
-		largest = max(largest, len(chunk)-before)
-		rawDone += len(it.rec.Raw)
-		outDone += len(chunk) - before
-		payloads = append(payloads, chunk[before:len(chunk):len(chunk)])
-		sendable = append(sendable, i)
+		letters = append(letters, d.undelivered(it, s.failure(k), s.attempts))
 	}
+	return letters, delivered
+}
 
-	pending := make([]int, len(sendable)) // positions in payloads still to deliver
+// delivery is one destination's share of one invocation.
+type delivery struct {
+	p     *Pipeline
+	dest  *Destination
+	batch hostproto.Batch
+	log   *slog.Logger
+}
+
+// rendered is what the render step made of a destination's records: a payload for each
+// record the formatter could render (sendable[k] is the record of payloads[k]) and a letter
+// for each it could not.
+type rendered struct {
+	payloads [][]byte
+	sendable []int
+	letters  []deadletter.Letter
+}
+
+// render formats every taken record into chunks (see chunker); a record the formatter refuses
+// becomes an unformattable letter at once, since sending it again cannot help.
+func (d *delivery) render(records []item, taken []int) rendered {
+	rawTotal := 0
+	for _, i := range taken {
+		rawTotal += len(records[i].rec.Raw)
+	}
+	c := chunker{rawLeft: rawTotal}
+	r := rendered{payloads: make([][]byte, 0, len(taken)), sendable: make([]int, 0, len(taken))}
+	for _, i := range taken {
+		it := records[i]
+		buf := c.next(len(it.rec.Raw))
+		rec := it.rec
+		if d.p.lazyEntities && d.dest.NeedsEntities {
+			rec = withEntities(rec)
+		}
+		out, err := d.dest.Formatter.Format(buf, rec)
+		if err != nil {
+			// Formatters return plain errors: the record itself cannot be rendered.
+			msg := d.p.opts.Scrub(err.Error())
+			d.log.Warn("record cannot be formatted", "sequence", it.ev.SequenceNumber, "record", it.rec.Index, "kind", it.rec.Kind, "reason", sink.ReasonUnformattable, "err", msg)
+			r.letters = append(r.letters, d.p.letter(d.batch, letterOf{ev: it.ev, rec: it.rec, dest: d.dest.Name, reason: sink.ReasonUnformattable, msg: msg}))
+			continue
+		}
+		r.payloads = append(r.payloads, c.keep(out, len(it.rec.Raw)))
+		r.sendable = append(r.sendable, i)
+	}
+	return r
+}
+
+// sent is the outcome of the send step, by position in the payloads.
+type sent struct {
+	ok       []bool
+	lastErr  []error
+	attempts int
+	// err is what the retry loop ended with: the last retryable error, or the context's.
+	err error
+}
+
+// failure is the error to store for payload k, which was not delivered.
+func (s *sent) failure(k int) error {
+	if e := s.lastErr[k]; e != nil {
+		return e
+	}
+	// Never attempted: the budget ended first.
+	if s.err != nil {
+		return s.err
+	}
+	return sink.Retryable(sink.ReasonTimeout, 0, errors.New("not attempted before the deadline"))
+}
+
+// send delivers payloads with the destination's retry policy, each attempt sending only what
+// is still pending: a receiver that accepted a payload never sees it again in this invocation.
+func (d *delivery) send(ctx context.Context, payloads [][]byte, rep *DestinationReport) sent {
+	s := sent{ok: make([]bool, len(payloads)), lastErr: make([]error, len(payloads))}
+	pending := make([]int, len(payloads)) // positions in payloads still to deliver
 	for k := range pending {
 		pending[k] = k
 	}
-	lastErr := make([]error, len(sendable))
-	ok := make([]bool, len(sendable))
-	attempts := 0
-	err := retry.Do(ctx, dest.Retry, func(actx context.Context) error {
-		attempts++
+	s.err = retry.Do(ctx, d.dest.Retry, func(actx context.Context) error {
+		s.attempts++
 		batchPayloads := make([][]byte, len(pending))
 		for k, pos := range pending {
 			batchPayloads[k] = payloads[pos]
 		}
-		errs := dest.Sink.Send(actx, batchPayloads)
+		errs := d.dest.Sink.Send(actx, batchPayloads)
 		var next []int
 		var first error
 		for k, pos := range pending {
@@ -309,12 +333,12 @@ func (p *Pipeline) deliver(ctx context.Context, dest *Destination, batch hostpro
 			}
 			switch {
 			case e == nil:
-				ok[pos] = true
+				s.ok[pos] = true
 				rep.Delivered++
 			case sink.IsPermanent(e):
-				lastErr[pos] = e
+				s.lastErr[pos] = e
 			default:
-				lastErr[pos] = e
+				s.lastErr[pos] = e
 				next = append(next, pos)
 				if first == nil {
 					first = e
@@ -324,32 +348,68 @@ func (p *Pipeline) deliver(ctx context.Context, dest *Destination, batch hostpro
 		pending = next
 		return first
 	}, func(err error, attempt int, wait time.Duration) {
-		log.Warn("delivery attempt failed, retrying", "attempt", attempt, "records", len(pending), "wait", wait, "reason", sink.ReasonOf(err), "err", p.opts.Scrub(err.Error()))
+		d.log.Warn("delivery attempt failed, retrying", "attempt", attempt, "records", len(pending), "wait", wait, "reason", sink.ReasonOf(err), "err", d.p.opts.Scrub(err.Error()))
 	})
-	rep.Attempts = attempts
-	for k := range sendable {
-		if ok[k] {
-			if batch.Retry != nil {
-				it := records[sendable[k]]
-				delivered = append(delivered, letterID(batch, it.ev, it.rec.Index))
-			}
-			continue
+	rep.Attempts = s.attempts
+	return s
+}
+
+// undelivered logs a record the send step could not deliver and returns its letter. A letter
+// counts this invocation's attempts; the store adds those of earlier host runs of the same
+// batch when it overwrites their letter.
+func (d *delivery) undelivered(it item, e error, attempts int) deadletter.Letter {
+	reason := sink.ReasonOf(e)
+	msg := d.p.opts.Scrub(e.Error())
+	d.log.Error("record not delivered", "sequence", it.ev.SequenceNumber, "record", it.rec.Index, "kind", it.rec.Kind, "reason", reason, "attempts", attempts, "err", msg)
+	return d.p.letter(d.batch, letterOf{ev: it.ev, rec: it.rec, dest: d.dest.Name, reason: reason, msg: msg, attempts: attempts})
+}
+
+// chunker hands out the buffers records are rendered into, each payload a slice of one chunk.
+// One buffer for the whole batch would double its way up to the batch's size, leaving as much
+// garbage as it keeps; chunks are written once and waste at most the end of each. A chunk is
+// sized for the input still to render, at the output-to-input ratio seen so far plus a tenth,
+// capped at maxChunkBytes; the first, before there is a ratio, at most firstChunkBytes.
+type chunker struct {
+	chunk   []byte
+	before  int // where the record being rendered starts in chunk
+	rawLeft int // raw bytes of the records not yet handed a buffer
+	largest int // largest rendered record so far
+	rawDone int // raw bytes of the records rendered so far
+	outDone int // their rendered bytes
+}
+
+// next returns the buffer to append a record of rawLen raw bytes to.
+func (c *chunker) next(rawLen int) []byte {
+	if need := max(2*c.largest, rawLen+chunkHeadroom); cap(c.chunk)-len(c.chunk) < need {
+		// Until a record shows how output compares with input (a CEF line is shorter than
+		// its alert, an HEC event a little longer), start small.
+		size := min(c.rawLeft+c.rawLeft/4+chunkHeadroom, firstChunkBytes)
+		if c.rawDone > 0 {
+			size = int(int64(c.rawLeft) * int64(c.outDone) / int64(c.rawDone) * 11 / 10)
 		}
-		e := lastErr[k]
-		if e == nil {
-			// Never attempted: the budget ended first.
-			e = err
-		}
-		if e == nil {
-			e = sink.Retryable(sink.ReasonTimeout, 0, errors.New("not attempted before the deadline"))
-		}
-		it := records[sendable[k]]
-		reason := sink.ReasonOf(e)
-		msg := p.opts.Scrub(e.Error())
-		log.Error("record not delivered", "sequence", it.ev.SequenceNumber, "record", it.rec.Index, "kind", it.rec.Kind, "reason", reason, "attempts", attempts, "err", msg)
-		fail(it, reason, msg, attempts)
+		c.chunk = make([]byte, 0, max(need, min(size, maxChunkBytes)))
 	}
-	return letters, delivered
+	c.rawLeft -= rawLen
+	c.before = len(c.chunk)
+	return c.chunk
+}
+
+// keep takes the buffer next returned with the record appended (out) and returns the
+// record's payload, capped so that appending to it cannot overwrite the next one. A record
+// the formatter refused is simply not kept.
+func (c *chunker) keep(out []byte, rawLen int) []byte {
+	before := c.before
+	if before > 0 && cap(out) != cap(c.chunk) {
+		// The record outgrew the chunk, which append copied: start a chunk with just this
+		// record, so that the copy of the earlier ones is not kept.
+		out = append(make([]byte, 0, max(2*(len(out)-before), chunkHeadroom)), out[before:]...)
+		before = 0
+	}
+	c.chunk = out
+	c.largest = max(c.largest, len(out)-before)
+	c.rawDone += rawLen
+	c.outDone += len(out) - before
+	return out[before:len(out):len(out)]
 }
 
 // withEntities returns rec with its alert's entities decoded, as a copy: rec is shared with
@@ -365,36 +425,50 @@ func withEntities(rec *alert.Record) *alert.Record {
 	return &r
 }
 
-// A chunk of rendered payloads is sized for the input still to render, at the output-to-input
-// ratio seen so far plus a tenth, capped at maxChunkBytes; the first, before there is a ratio,
-// at most firstChunkBytes. chunkHeadroom is what a format may add to a small record.
+// Chunk sizes (see chunker). chunkHeadroom is what a format may add to a small record.
 const (
 	maxChunkBytes   = 1 << 20
 	firstChunkBytes = 64 << 10
 	chunkHeadroom   = 4 << 10
 )
 
-func (p *Pipeline) letter(batch hostproto.Batch, ev *hostproto.Event, index int, dest, kind string, reason sink.Reason, msg string, attempts int, payload []byte, rec *alert.Record) deadletter.Letter {
+// letterOf is what a dead letter is made from.
+type letterOf struct {
+	ev *hostproto.Event
+	// rec is the record that failed; nil when the message itself could not be split into
+	// records, whose letter then holds the whole message.
+	rec      *alert.Record
+	dest     string
+	reason   sink.Reason
+	msg      string // the error text, already scrubbed
+	attempts int    // this invocation's attempts
+}
+
+func (p *Pipeline) letter(batch hostproto.Batch, o letterOf) deadletter.Letter {
 	now := p.opts.Now().UTC()
+	index, kind, payload := 0, "", o.ev.Body
+	if o.rec != nil {
+		index, kind, payload = o.rec.Index, string(o.rec.Kind), o.rec.Raw
+	}
 	l := deadletter.Letter{
-		Destination:  dest,
+		Destination:  o.dest,
 		Kind:         kind,
-		Reason:       reason,
-		Error:        msg,
-		Attempts:     attempts,
+		Reason:       o.reason,
+		Error:        o.msg,
+		Attempts:     o.attempts,
 		FirstFailure: now,
 		LastFailure:  now,
 		Coordinates: deadletter.Coordinates{
 			Partition:      batch.Partition.PartitionID,
-			SequenceNumber: ev.SequenceNumber,
-			Offset:         ev.Offset,
-			EnqueuedTime:   ev.EnqueuedTime,
+			SequenceNumber: o.ev.SequenceNumber,
+			Offset:         o.ev.Offset,
+			EnqueuedTime:   o.ev.EnqueuedTime,
 			Index:          index,
 		},
 		Payload: payload,
 	}
-	l.ID = letterID(batch, ev, index)
-	if rec != nil {
+	l.ID = letterID(batch, o.ev, index)
+	if rec := o.rec; rec != nil {
 		if rec.Alert != nil {
 			l.AlertID = rec.Alert.SystemAlertID
 		}

@@ -265,7 +265,7 @@ func TestHostRetryClearsLettersOfDeliveredRecords(t *testing.T) {
 	b := batchOf(alertBody("flaky", "High"), alertBody("perm", "High"))
 	// The failed run stored both (say the invocation then answered 500 for another reason).
 	for i := range b.Events {
-		if err := store.Put(context.Background(), []deadletter.Letter{p.letter(b, &b.Events[i], 0, "siem", "alert", sink.ReasonUnreachable, "x", 1, b.Events[i].Body, nil)}); err != nil {
+		if err := store.Put(context.Background(), []deadletter.Letter{p.letter(b, letterOf{ev: &b.Events[i], dest: "siem", reason: sink.ReasonUnreachable, msg: "x", attempts: 1})}); err != nil {
 			t.Fatal(err)
 		}
 	}
