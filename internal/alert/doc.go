@@ -9,7 +9,10 @@
 // arrays of envelopes; Parse turns one record into a Record; ParseMessage does both. Key
 // casing differs between Defender's data types and sources, so every key is matched in any
 // letter case. Only input that is not well-formed JSON is an error (ErrUndecodable): a
-// record of no known kind is KindUnknown, and a field of an unexpected JSON type is ignored.
+// record of no known kind is KindUnknown. A text field written as a number or boolean keeps
+// its JSON text, and one that is null, an array or an object where text belongs is ignored;
+// neither changes the record's kind, which comes from the shape as a whole (see detectKind).
+// Times are read in every form Defender and the Azure APIs write (see readTime).
 //
 // The JSON is read by a small scanner rather than encoding/json: each object is scanned once
 // and only the wanted members are decoded, which keeps parsing several times faster than

@@ -19,8 +19,9 @@ func TestDetectKind(t *testing.T) {
 	}{
 		{"flat alert", `{"AlertType":"X","SystemAlertId":"1"}`, KindAlert},
 		{"flat alert lower case", `{"alerttype":"X","systemalertid":"1"}`, KindAlert},
-		{"alert type alone is not enough", `{"AlertType":"X"}`, KindUnknown},
-		{"alert ids of the wrong type", `{"AlertType":1,"SystemAlertId":2}`, KindUnknown},
+		{"alert type alone", `{"AlertType":"X"}`, KindAlert},
+		{"numeric alert ids", `{"AlertType":1,"SystemAlertId":2}`, KindAlert},
+		{"null alert ids alone", `{"AlertType":null,"SystemAlertId":null}`, KindUnknown},
 		{"REST alert", `{"type":"Microsoft.Security/Locations/alerts","properties":{}}`, KindAlert},
 		{"REST alert other case", `{"TYPE":"microsoft.security/locations/ALERTS"}`, KindAlert},
 		{"assessment by type", `{"type":"Microsoft.Security/assessments"}`, KindRecommendation},
@@ -77,11 +78,14 @@ func TestWrongTypesIgnored(t *testing.T) {
 		"CompromisedEntity":[],"AzureResourceId":{},"ExtendedProperties":["x"],
 		"Entities":{"Type":"ip"},"ResourceIdentifiers":"nope","AlertUri":0}`
 	rec := mustParse(t, []byte(raw))
-	want := &Alert{SystemAlertID: "S", AlertType: "T", Techniques: []string{"T1"}}
+	// Numbers where text was expected keep their JSON text (a number is an epoch time);
+	// null, arrays, objects and booleans where a time was are ignored.
+	start := time.Unix(12, 0).UTC()
+	want := &Alert{SystemAlertID: "S", AlertType: "T", DisplayName: "5", AlertURI: "0", StartTime: start, Techniques: []string{"T1"}}
 	if rec.Kind != KindAlert || !reflect.DeepEqual(rec.Alert, want) {
 		t.Errorf("got %+v, want %+v", rec.Alert, want)
 	}
-	if rec.ID != "S" || rec.DisplayName != "" || !rec.Time.IsZero() {
+	if rec.ID != "S" || rec.DisplayName != "5" || !rec.Time.Equal(start) || rec.TimeFallback != "TimeGenerated unreadable, StartTimeUtc used" {
 		t.Errorf("record = %+v", rec)
 	}
 	// Entities that are not objects are skipped.

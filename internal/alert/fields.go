@@ -197,10 +197,32 @@ func (fs *fieldSet) collect(obj []byte) error {
 	})
 }
 
-// str returns the string value of field id, or "" when it is absent or not a string.
+// str returns the text of field id: a string's value, a number's or a boolean's JSON text
+// (ids are sometimes written as numbers), or "" when the field is absent, null, an array or
+// an object.
 func (fs *fieldSet) str(id int) string {
-	s, _ := decodeString(fs[id])
-	return s
+	return scalarText(fs[id])
+}
+
+// scalarText is str for one raw JSON value.
+func scalarText(v []byte) string {
+	if len(v) == 0 {
+		return ""
+	}
+	switch c := v[0]; {
+	case c == '"':
+		s, _ := decodeString(v)
+		return s
+	case c == 't' || c == 'f' || c == '-' || c >= '0' && c <= '9':
+		return string(v)
+	}
+	return ""
+}
+
+// present reports whether field id is there with a value other than null.
+func (fs *fieldSet) present(id int) bool {
+	v := fs[id]
+	return len(v) > 0 && v[0] != 'n'
 }
 
 // first returns the first non-empty string among the fields ids.

@@ -4,22 +4,22 @@ import (
 	"bytes"
 	"encoding/json"
 	"strings"
-	"time"
 )
 
 // parseAlertRecord normalises both alert shapes. The flat export shape and the REST shape's
 // properties object use the same names in different letter cases, and names are matched
 // case-insensitively, so one reader serves both.
-func parseAlertRecord(top *fieldSet, rec *Record, opt Options) {
+func parseAlertRecord(top *fieldSet, rec *Record, opt Options, rest bool) {
 	a := &Alert{}
 	src := top
-	rest := strings.EqualFold(top.str(fType), typeAlert)
 	var props fieldSet
+	names := &flatTimeNames
 	if rest {
 		_ = props.collect(top[fProperties])
 		src = &props
+		names = &armTimeNames
 	}
-	fillAlert(src, a, opt)
+	fillAlert(src, a, opt, names)
 	if rest {
 		if a.SystemAlertID == "" {
 			a.SystemAlertID = top.str(fName)
@@ -34,7 +34,19 @@ func parseAlertRecord(top *fieldSet, rec *Record, opt Options) {
 		rec.ID = top.str(fID)
 	}
 	fillRecordFromAlert(rec, a)
+	// Record.Time is TimeGenerated, else the start; the note says when a field that was
+	// there could not be read.
+	_, rec.TimeFallback = chooseTime(
+		timeSource{names[0], src[fTimeGenerated]}, timeSource{names[1], src[fTimeGeneratedUtc]},
+		timeSource{names[2], src[fStartTimeUtc]}, timeSource{names[3], src[fStartTime]})
 }
+
+// The alert time members in the order Record.Time takes them, as the fallback note names
+// them in each shape.
+var (
+	flatTimeNames = [4]string{"TimeGenerated", "TimeGeneratedUtc", "StartTimeUtc", "StartTime"}
+	armTimeNames  = [4]string{"properties.timeGenerated", "properties.timeGeneratedUtc", "properties.startTimeUtc", "properties.startTime"}
+)
 
 func fillRecordFromAlert(rec *Record, a *Alert) {
 	rec.DisplayName = a.DisplayName
@@ -49,15 +61,15 @@ func fillRecordFromAlert(rec *Record, a *Alert) {
 	rec.Description = a.Description
 }
 
-func fillAlert(fs *fieldSet, a *Alert, opt Options) {
+func fillAlert(fs *fieldSet, a *Alert, opt Options, names *[4]string) {
 	a.SystemAlertID = fs.str(fSystemAlertID)
 	a.AlertType = fs.str(fAlertType)
 	a.DisplayName = fs.first(fAlertDisplayName, fAlertName, fDisplayName)
 	a.Severity = ParseSeverity(fs.first(fSeverity, fAlertSeverity, fReportedSeverity))
 	a.Status = normStatus(fs.str(fStatus))
-	a.StartTime = parseTime(fs.first(fStartTimeUtc, fStartTime))
-	a.EndTime = parseTime(fs.first(fEndTimeUtc, fEndTime))
-	a.TimeGenerated = parseTime(fs.first(fTimeGenerated, fTimeGeneratedUtc))
+	a.StartTime, _ = chooseTime(timeSource{names[2], fs[fStartTimeUtc]}, timeSource{names[3], fs[fStartTime]})
+	a.EndTime, _ = chooseTime(timeSource{v: fs[fEndTimeUtc]}, timeSource{v: fs[fEndTime]})
+	a.TimeGenerated, _ = chooseTime(timeSource{names[0], fs[fTimeGenerated]}, timeSource{names[1], fs[fTimeGeneratedUtc]})
 	a.Description = fs.str(fDescription)
 	a.RemediationSteps = stringList(fs[fRemediationSteps], false)
 	a.Intent = stringList(fs[fIntent], true)
@@ -104,10 +116,7 @@ func parseActivityLogAlert(top *fieldSet, rec *Record, opt Options) {
 		}
 		return ev[id]
 	}
-	str := func(id int) string {
-		s, _ := decodeString(pick(id))
-		return s
-	}
+	str := func(id int) string { return scalarText(pick(id)) }
 
 	a := &Alert{}
 	resourceID := top.str(fResourceID)
@@ -125,12 +134,12 @@ func parseActivityLogAlert(top *fieldSet, rec *Record, opt Options) {
 	}
 	a.Severity = ParseSeverity(str(fSeverity))
 	a.Status = normStatus(top.strOrValue(fStatus))
-	a.TimeGenerated = parseTime(top.first(fEventTimestamp, fTime))
-	a.StartTime = parseTime(str(fStartTimeUtc))
+	a.TimeGenerated, _ = chooseTime(timeSource{"eventTimestamp", top[fEventTimestamp]}, timeSource{"time", top[fTime]})
+	a.StartTime, _ = chooseTime(timeSource{v: pick(fStartTimeUtc)})
 	if a.StartTime.IsZero() {
 		a.StartTime = a.TimeGenerated
 	}
-	a.EndTime = parseTime(str(fEndTimeUtc))
+	a.EndTime, _ = chooseTime(timeSource{v: pick(fEndTimeUtc)})
 	a.Description = top.str(fDescription)
 	if a.Description == "" {
 		a.Description = str(fDescription)
@@ -161,6 +170,8 @@ func parseActivityLogAlert(top *fieldSet, rec *Record, opt Options) {
 		rec.ID = top.str(fID)
 	}
 	fillRecordFromAlert(rec, a)
+	_, rec.TimeFallback = chooseTime(timeSource{"eventTimestamp", top[fEventTimestamp]},
+		timeSource{"time", top[fTime]}, timeSource{"properties.startTimeUtc", pick(fStartTimeUtc)})
 }
 
 // jsonInString returns the JSON held in the string value v, as the Log Analytics and
@@ -274,24 +285,4 @@ func extendedProperties(v []byte) map[string]string {
 		}
 	})
 	return out
-}
-
-// Defender writes times as RFC 3339 with up to seven fractional digits, sometimes without a
-// zone; a time without a zone is UTC.
-const layoutNoZone = "2006-01-02T15:04:05.999999999"
-
-// parseTime parses s as RFC 3339, with or without fractional seconds and zone, and returns
-// it in UTC; it returns the zero time for anything else.
-func parseTime(s string) time.Time {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return time.Time{}
-	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t.UTC()
-	}
-	if t, err := time.ParseInLocation(layoutNoZone, s, time.UTC); err == nil {
-		return t
-	}
-	return time.Time{}
 }

@@ -55,10 +55,11 @@ func (o Options) Parse(raw []byte, index int) (Record, error) {
 	if start+stop != end {
 		return rec, syntaxErr(start+stop, "data after the record")
 	}
-	rec.Kind = detectKind(&top)
+	var armAlert bool
+	rec.Kind, armAlert = detectKind(&top)
 	switch rec.Kind {
 	case KindAlert:
-		parseAlertRecord(&top, &rec, o)
+		parseAlertRecord(&top, &rec, o, armAlert)
 	case KindActivityLogAlert:
 		parseActivityLogAlert(&top, &rec, o)
 	case KindRecommendation, KindSubAssessment:
@@ -85,27 +86,98 @@ const (
 func isString(v []byte) bool { return len(v) > 0 && v[0] == '"' }
 func isObject(v []byte) bool { return len(v) > 0 && v[0] == '{' }
 
-func detectKind(top *fieldSet) Kind {
+// detectKind tells what a record is from its shape as a whole: first the members that name a
+// kind outright (type, $type, the enrichment objects, the Activity Log operation), then, for
+// alerts, the alert fields the record carries in either shape, then the ARM id. A member of
+// an odd JSON type (a null alert type, a numeric id) weakens the evidence but never decides
+// alone. armAlert reports an alert in the ARM shape, whose fields sit in properties.
+func detectKind(top *fieldSet) (kind Kind, armAlert bool) {
 	typ := top.str(fType)
 	switch {
 	case strings.EqualFold(typ, typeAlert):
-		return KindAlert
+		return KindAlert, true
 	case isString(top[fAlertType]) && isString(top[fSystemAlertID]):
-		return KindAlert
+		return KindAlert, false
 	case strings.EqualFold(top.str(fDollarType), dollarTypeSubAssess),
 		strings.EqualFold(typ, typeSubAssessment),
 		isObject(top[fSubAssessmentEnrichment]):
-		return KindSubAssessment
+		return KindSubAssessment, false
 	case strings.EqualFold(typ, typeAssessment), isObject(top[fAssessmentEnrichment]):
-		return KindRecommendation
+		return KindRecommendation, false
 	case strings.EqualFold(typ, typeSecureScoreCtl):
-		return KindSecureScoreControl
+		return KindSecureScoreControl, false
 	case strings.EqualFold(typ, typeSecureScore):
-		return KindSecureScore
+		return KindSecureScore, false
 	case isRegulatoryType(typ):
-		return KindRegulatoryCompliance
+		return KindRegulatoryCompliance, false
 	case isActivityLogAlert(top):
-		return KindActivityLogAlert
+		return KindActivityLogAlert, false
+	case looksLikeAlert(top):
+		return KindAlert, false
+	}
+	var props fieldSet
+	if isObject(top[fProperties]) && props.collect(top[fProperties]) == nil && looksLikeAlert(&props) {
+		return KindAlert, true
+	}
+	// An Activity Log event of another category also names an alert in its id.
+	if k := kindFromID(top.str(fID)); k != KindUnknown && (k != KindAlert || !top.present(fOperationName)) {
+		return k, k == KindAlert
+	}
+	return KindUnknown, false
+}
+
+// Alert evidence: a name only alerts use counts twice, a field alerts share with few other
+// records once; an object counts as an alert from two points on. So one alert-only name is
+// enough, and so are two shared ones (product and vendor, say), but severity, status or a
+// description alone are not, and neither is a member that is null.
+var (
+	alertOnlyFields   = [...]int{fAlertType, fSystemAlertID, fAlertDisplayName, fAlertName}
+	alertSharedFields = [...]int{
+		fVendorName, fProductName, fProductComponentName, fCompromisedEntity, fEntities,
+		fIntent, fStartTimeUtc, fEndTimeUtc, fAlertURI, fAlertLink, fRemediationSteps,
+		fExtendedProperties, fResourceIdentifiers,
+	}
+)
+
+func looksLikeAlert(fs *fieldSet) bool {
+	n := 0
+	for _, id := range alertOnlyFields {
+		if fs.present(id) {
+			n += 2
+		}
+	}
+	for _, id := range alertSharedFields {
+		if fs.present(id) {
+			n++
+		}
+	}
+	if fs.present(fSeverity) || fs.present(fAlertSeverity) || fs.present(fReportedSeverity) {
+		n++
+	}
+	return n >= 2
+}
+
+// kindFromID tells a Microsoft.Security ARM resource's kind from its id, for a record whose
+// type member is missing or not a string.
+func kindFromID(id string) Kind {
+	i := indexFold(id, "/providers/Microsoft.Security/")
+	if i < 0 {
+		return KindUnknown
+	}
+	rest := strings.ToLower(id[i:])
+	switch {
+	case strings.Contains(rest, "/regulatorycompliancestandards/") && strings.Contains(rest, "/regulatorycomplianceassessments/"):
+		return KindRegulatoryCompliance
+	case strings.Contains(rest, "/subassessments/"):
+		return KindSubAssessment
+	case strings.Contains(rest, "/assessments/"):
+		return KindRecommendation
+	case strings.Contains(rest, "/securescorecontrols/"):
+		return KindSecureScoreControl
+	case strings.Contains(rest, "/securescores/"):
+		return KindSecureScore
+	case strings.Contains(rest, "/locations/") && strings.Contains(rest, "/alerts/"):
+		return KindAlert
 	}
 	return KindUnknown
 }
@@ -197,10 +269,10 @@ func parseAssessment(top *fieldSet, rec *Record) {
 	}
 	rec.Status = status.str(fCode)
 	if rec.Kind == KindSubAssessment {
-		rec.Time = parseTime(props.str(fTimeGenerated))
+		rec.Time, rec.TimeFallback = chooseTime(timeSource{"properties.timeGenerated", props[fTimeGenerated]})
 		rec.Description = props.str(fDescription)
 	} else {
-		rec.Time = parseTime(status.str(fStatusChangeDate))
+		rec.Time, rec.TimeFallback = chooseTime(timeSource{"properties.status.statusChangeDate", status[fStatusChangeDate]})
 		rec.Description = meta.first(fDescription)
 		if rec.Description == "" {
 			rec.Description = status.str(fDescription)

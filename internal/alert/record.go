@@ -52,7 +52,8 @@ type Record struct {
 	// record), part of the record's coordinates for dead letters.
 	Index int
 
-	// ID is the record's identifier: SystemAlertId for alerts, the ARM id otherwise.
+	// ID is the record's identifier: SystemAlertId for alerts, the ARM id otherwise. An id
+	// written as a JSON number is its JSON text.
 	ID string
 	// DisplayName is what a person reads first: the alert display name, the recommendation
 	// display name, the control name…
@@ -65,9 +66,11 @@ type Record struct {
 	// Time is when the record's event happened: an alert's TimeGenerated (or StartTimeUtc),
 	// an assessment's status change date, an activity log event's time. Zero when unknown.
 	Time time.Time
-	// TimeFallback, when not empty, says that the record's own time field was present but could
-	// not be read, and which field Time came from instead: the pipeline warns about it once per
-	// invocation. Empty when Time came from the first choice or the record carries no time.
+	// TimeFallback, when not empty, says that a time field the record carries could not be
+	// read, and which field Time came from instead ("TimeGenerated unreadable, StartTimeUtc
+	// used"), or that no other was readable ("…, no other time field"): the pipeline warns
+	// about it once per invocation. Empty when Time came from the first field that is there,
+	// or the record carries no time (absent, null or empty fields are not unreadable).
 	TimeFallback string
 	// SubscriptionID is the Azure subscription the record is about, lower-case as written.
 	SubscriptionID string
