@@ -12,9 +12,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/defender-siem/forwarder/internal/alert"
 	"github.com/defender-siem/forwarder/internal/deadletter"
@@ -117,7 +120,12 @@ type Report struct {
 	Records     int
 	Undecodable int
 	// Unrouted counts records no destination took: counted and logged, not an error.
-	Unrouted     int
+	Unrouted int
+	// UnroutedKinds counts them by kind.
+	UnroutedKinds map[alert.Kind]int
+	// TimeFallbacks counts records whose time field was present but unreadable, whose time
+	// then came from another field (alert.Record.TimeFallback).
+	TimeFallbacks int
 	Destinations []DestinationReport
 	// Err is non-nil when some (record, destination) pair is neither delivered nor stored:
 	// the invocation must fail so that the host retries the batch.
@@ -178,14 +186,8 @@ func (p *Pipeline) Process(ctx context.Context, batch hostproto.Batch, deliverBy
 		}()
 	}
 	wg.Wait()
-	for i := range routed {
-		if !routed[i] {
-			rep.Unrouted++
-		}
-	}
-	if rep.Unrouted > 0 {
-		log.Info("records taken by no destination", "records", rep.Unrouted)
-	}
+	rep.Unrouted, rep.UnroutedKinds = reportUnrouted(log, records, routed)
+	rep.TimeFallbacks = reportTimeFallbacks(log, records)
 	for _, l := range dletters {
 		letters = append(letters, l...)
 	}
@@ -214,6 +216,88 @@ func (p *Pipeline) Process(ctx context.Context, batch hostproto.Batch, deliverBy
 	rep.Destinations = dreps
 	rep.summarise(log)
 	return rep
+}
+
+// unroutedLogged is how many records taken by no destination are logged one by one in an
+// invocation; the rest are only counted, so that a batch of 10,000 such records costs a few
+// lines, not 10,000.
+const unroutedLogged = 5
+
+// reportUnrouted counts the records no destination took, by kind, and logs the first few with
+// their coordinates and then one summary. Such a record is not an error (the settings chose
+// to leave it out), but it must never vanish without a trace.
+func reportUnrouted(log *slog.Logger, records []item, routed []bool) (int, map[alert.Kind]int) {
+	n := 0
+	var kinds map[alert.Kind]int
+	for i, r := range routed {
+		if r {
+			continue
+		}
+		if kinds == nil {
+			kinds = map[alert.Kind]int{}
+		}
+		n++
+		it := records[i]
+		kinds[it.rec.Kind]++
+		if n <= unroutedLogged {
+			log.Warn("record taken by no destination", "kind", it.rec.Kind, "sequence", it.ev.SequenceNumber, "record", it.rec.Index, "id", clip(it.rec.ID, 256))
+		}
+	}
+	if n > 0 {
+		log.Warn("records taken by no destination: no destination's Kinds, MinSeverity or subscription filter takes them", "records", n, "kinds", kindCounts(kinds), "logged", min(n, unroutedLogged))
+	}
+	return n, kinds
+}
+
+// reportTimeFallbacks counts the records whose time field could not be read and logs them
+// once for the invocation, with one example's coordinates, whatever the destinations: every
+// format then carries a time from another field.
+func reportTimeFallbacks(log *slog.Logger, records []item) int {
+	n := 0
+	var first *item
+	for i := range records {
+		if records[i].rec.TimeFallback == "" {
+			continue
+		}
+		if n == 0 {
+			first = &records[i]
+		}
+		n++
+	}
+	if n > 0 {
+		log.Warn("record times could not be read; their time comes from another field", "records", n,
+			"fallback", clip(first.rec.TimeFallback, 256), "kind", first.rec.Kind, "sequence", first.ev.SequenceNumber, "record", first.rec.Index, "id", clip(first.rec.ID, 256))
+	}
+	return n
+}
+
+// kindCounts writes counts by kind as "alert=2,unknown=1", sorted by kind.
+func kindCounts(kinds map[alert.Kind]int) string {
+	keys := make([]string, 0, len(kinds))
+	for k := range kinds {
+		keys = append(keys, string(k))
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "%s=%d", k, kinds[alert.Kind(k)])
+	}
+	return b.String()
+}
+
+// clip cuts s to at most n bytes, for record fields quoted in logs: the record may come from
+// an attacker and be large.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 type item struct {
@@ -510,6 +594,12 @@ func (p *Pipeline) store(ctx context.Context, letters []deadletter.Letter) error
 
 func (r *Report) summarise(log *slog.Logger) {
 	r.Logs = append(r.Logs, fmt.Sprintf("events=%d records=%d undecodable=%d unrouted=%d", r.Events, r.Records, r.Undecodable, r.Unrouted))
+	if r.Unrouted > 0 {
+		r.Logs = append(r.Logs, "unrouted_kinds="+kindCounts(r.UnroutedKinds))
+	}
+	if r.TimeFallbacks > 0 {
+		r.Logs = append(r.Logs, fmt.Sprintf("time_fallbacks=%d", r.TimeFallbacks))
+	}
 	for _, d := range r.Destinations {
 		r.Logs = append(r.Logs, fmt.Sprintf("destination=%s taken=%d delivered=%d dead_lettered=%d attempts=%d", d.Name, d.Taken, d.Delivered, d.DeadLettered, d.Attempts))
 	}
