@@ -126,7 +126,7 @@ type Report struct {
 	// TimeFallbacks counts records whose time field was present but unreadable, whose time
 	// then came from another field (alert.Record.TimeFallback).
 	TimeFallbacks int
-	Destinations []DestinationReport
+	Destinations  []DestinationReport
 	// Err is non-nil when some (record, destination) pair is neither delivered nor stored:
 	// the invocation must fail so that the host retries the batch.
 	Err error
