@@ -45,6 +45,8 @@ type RsyslogCEF struct {
 // framing), one TLS port (octet counting, anonymous client auth) and one UDP port.
 type Rsyslog struct {
 	TCPPort, TLSPort, UDPPort int
+	// RELPPort and RELPTLSPort are the imrelp inputs of StartRsyslogRELP, zero otherwise.
+	RELPPort, RELPTLSPort int
 
 	dir, conf, pidFile, out, caPEM string
 
@@ -60,12 +62,24 @@ func StartRsyslog(t testing.TB) *Rsyslog {
 	if _, err := os.Stat(rsyslogd); err != nil {
 		missing(t, "rsyslogd (Debian rsyslog, rsyslog-gnutls)", rsyslogd)
 	}
+	r := newRsyslog(t)
+	r.TCPPort, r.TLSPort, r.UDPPort = FreePort(t), FreePort(t), freeUDPPort(t)
+	r.launch(t, r.config())
+	return r
+}
+
+func newRsyslog(t testing.TB) *Rsyslog {
 	dir := t.TempDir()
-	r := &Rsyslog{
-		TCPPort: FreePort(t), TLSPort: FreePort(t), UDPPort: freeUDPPort(t),
+	return &Rsyslog{
 		dir: dir, conf: filepath.Join(dir, "rsyslog.conf"), pidFile: filepath.Join(dir, "rsyslogd.pid"),
 		out: filepath.Join(dir, "messages.jsonl"), caPEM: filepath.Join(dir, "ca.pem"),
 	}
+}
+
+// launch writes the certificates, the CEF rulebase and conf, checks conf and starts rsyslogd.
+func (r *Rsyslog) launch(t testing.TB, conf string) {
+	t.Helper()
+	dir := r.dir
 	if err := os.MkdirAll(filepath.Join(dir, "work"), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +87,7 @@ func StartRsyslog(t testing.TB) *Rsyslog {
 	if err := os.WriteFile(filepath.Join(dir, "cef.rb"), []byte("version=2\nrule=:%cef:cef%\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(r.conf, []byte(r.config()), 0o600); err != nil {
+	if err := os.WriteFile(r.conf, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := exec.Command(rsyslogd, "-N1", "-f", r.conf).CombinedOutput(); err != nil {
@@ -81,7 +95,6 @@ func StartRsyslog(t testing.TB) *Rsyslog {
 	}
 	r.Start(t)
 	t.Cleanup(r.Stop)
-	return r
 }
 
 func freeUDPPort(t testing.TB) int {
@@ -119,7 +132,20 @@ func (r *Rsyslog) config() string {
 )
 module(load="imtcp" maxSessions="100")
 module(load="imudp")
-module(load="mmpstrucdata")
+%[8]s
+input(type="imtcp" port="%[5]d" address="127.0.0.1" name="tcp" ruleset="collect"
+      supportOctetCountedFraming="on")
+input(type="imtcp" port="%[6]d" address="127.0.0.1" name="tls" ruleset="collect"
+      streamDriver.name="gtls" streamDriver.mode="1" streamDriver.authMode="anon"
+      gnutlsPriorityString="NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2")
+input(type="imudp" port="%[7]d" address="127.0.0.1" name="udp" ruleset="collect")
+`, p("work"), r.caPEM, p("server.pem"), p("server.key"), r.TCPPort, r.TLSPort, r.UDPPort, r.collect())
+}
+
+// collect is the part of every private rsyslog's config that parses and writes: the JSON-lines
+// template and the ruleset "collect" the inputs are bound to.
+func (r *Rsyslog) collect() string {
+	return fmt.Sprintf(`module(load="mmpstrucdata")
 module(load="mmnormalize")
 
 template(name="jsonl" type="list" option.jsonf="on") {
@@ -144,21 +170,14 @@ ruleset(name="collect") {
   action(type="mmpstrucdata" sd_name.lowercase="off")
   set $.cefline = re_extract($rawmsg, "CEF:[0-9]+[|].*", 0, 0, "");
   if $.cefline != "" then {
-    action(type="mmnormalize" rulebase="%[5]s" variable="$.cefline")
+    action(type="mmnormalize" rulebase="%[1]s" variable="$.cefline")
   }
-  action(type="omfile" file="%[6]s" template="jsonl")
+  action(type="omfile" file="%[2]s" template="jsonl")
+}
+`, filepath.Join(r.dir, "cef.rb"), r.out)
 }
 
-input(type="imtcp" port="%[7]d" address="127.0.0.1" name="tcp" ruleset="collect"
-      supportOctetCountedFraming="on")
-input(type="imtcp" port="%[8]d" address="127.0.0.1" name="tls" ruleset="collect"
-      streamDriver.name="gtls" streamDriver.mode="1" streamDriver.authMode="anon"
-      gnutlsPriorityString="NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2")
-input(type="imudp" port="%[9]d" address="127.0.0.1" name="udp" ruleset="collect")
-`, p("work"), r.caPEM, p("server.pem"), p("server.key"), p("cef.rb"), r.out, r.TCPPort, r.TLSPort, r.UDPPort)
-}
-
-// Start runs rsyslogd (again, after Stop) and waits until its TCP and TLS ports accept.
+// Start runs rsyslogd (again, after Stop or Kill) and waits until its stream ports accept.
 func (r *Rsyslog) Start(t testing.TB) {
 	t.Helper()
 	r.mu.Lock()
@@ -176,8 +195,8 @@ func (r *Rsyslog) Start(t testing.TB) {
 	}
 	r.cmd = cmd
 	deadline := time.Now().Add(15 * time.Second)
-	for _, port := range []int{r.TCPPort, r.TLSPort} {
-		for {
+	for _, port := range []int{r.TCPPort, r.TLSPort, r.RELPPort, r.RELPTLSPort} {
+		for port != 0 {
 			c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), time.Second)
 			if err == nil {
 				c.Close()
@@ -190,6 +209,19 @@ func (r *Rsyslog) Start(t testing.TB) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+}
+
+// Kill ends the rsyslogd this Rsyslog started with SIGKILL, as a crash or an OOM kill would:
+// no queue is drained and no session is closed. It waits for the process to be gone.
+func (r *Rsyslog) Kill() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd == nil {
+		return
+	}
+	_ = r.cmd.Process.Kill()
+	_ = r.cmd.Wait()
+	r.cmd = nil
 }
 
 // Stop terminates the rsyslogd this Rsyslog started and waits for it to exit.
@@ -281,8 +313,18 @@ func (r *Rsyslog) read() ([]RsyslogMessage, error) {
 	return msgs, sc.Err()
 }
 
-// writeCerts writes a test CA (ca.pem) and a server certificate for localhost and 127.0.0.1
-// signed by it (server.pem, server.key).
+// ClientCertName is the name in the client certificate ClientCertFile holds.
+const ClientCertName = "forwarder.test"
+
+// ClientCertFile and ClientKeyFile are a client certificate signed by CAFile's CA, named
+// ClientCertName.
+func (r *Rsyslog) ClientCertFile() string { return filepath.Join(r.dir, "client.pem") }
+
+// ClientKeyFile is the key of ClientCertFile.
+func (r *Rsyslog) ClientKeyFile() string { return filepath.Join(r.dir, "client.key") }
+
+// writeCerts writes a test CA (ca.pem), a server certificate for localhost and 127.0.0.1
+// signed by it (server.pem, server.key) and a client certificate (client.pem, client.key).
 func writeCerts(t testing.TB, dir string) {
 	t.Helper()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -321,10 +363,31 @@ func writeCerts(t testing.TB, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A client certificate for receivers that demand one (imrelp with certificates does).
+	cltKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cltTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: ClientCertName},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		DNSNames: []string{ClientCertName},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	cltDER, err := x509.CreateCertificate(rand.Reader, cltTmpl, caCert, &cltKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cltKeyDER, err := x509.MarshalECPrivateKey(cltKey)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for name, block := range map[string]*pem.Block{
 		"ca.pem":     {Type: "CERTIFICATE", Bytes: caDER},
 		"server.pem": {Type: "CERTIFICATE", Bytes: srvDER},
 		"server.key": {Type: "EC PRIVATE KEY", Bytes: keyDER},
+		"client.pem": {Type: "CERTIFICATE", Bytes: cltDER},
+		"client.key": {Type: "EC PRIVATE KEY", Bytes: cltKeyDER},
 	} {
 		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(block), 0o600); err != nil {
 			t.Fatal(err)
