@@ -135,10 +135,18 @@ func serve(cfg *config.Config, a *app, stderr io.Writer) int {
 	baseCtx, cancelBase := context.WithCancel(context.Background())
 	defer cancelBase()
 	srv := &http.Server{
-		Handler:           server.New(a.pipeline, ops{a}, server.Options{FunctionTimeout: cfg.FunctionTimeout, MaxRequestBytes: cfg.MaxRequestBytes, Logger: a.log}),
-		ReadHeaderTimeout: 10 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return baseCtx },
-		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+		Handler: server.New(a.pipeline, ops{a}, server.Options{FunctionTimeout: cfg.FunctionTimeout, MaxRequestBytes: cfg.MaxRequestBytes,
+			BodyReadTimeout: cfg.BodyReadTimeout, Logger: a.log}),
+		// The body has its own deadline, from the end of the headers (server.Options);
+		// ReadTimeout is the backstop for a request no route reads, whose body the server
+		// would otherwise wait for without end while it discards it.
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadHeaderTimeout + cfg.BodyReadTimeout,
+		// No idle timeout (it would default to ReadTimeout): the host keeps its connection
+		// to the handler between invocations, and closes idle ones itself.
+		IdleTimeout: -1,
+		BaseContext: func(net.Listener) context.Context { return baseCtx },
+		ErrorLog:    slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)

@@ -44,35 +44,6 @@ func (r *rig) deadLettersCall(t *testing.T, method, path string, params map[stri
 	return code
 }
 
-// Splunk down for a batch, then back: the timer's replay delivers every dead letter and empties
-// the table, and the receiver gets each record once.
-func TestReplayAfterTheDestinationRecovers(t *testing.T) {
-	r := start(t, "DeadLetter__ReplaySchedule=0 */5 * * * *")
-	r.hec.Refuse(503)
-	_, bodies := samples(t)
-	res, err := r.host.InvokeBatch(context.Background(), "ForwardAlerts", batch(bodies, 1), 0)
-	if err != nil || !res[0].Succeeded() {
-		t.Fatalf("forward: %v %+v", err, res)
-	}
-	if n := len(r.letters(t)); n != len(bodies) {
-		t.Fatalf("%d letters, want %d", n, len(bodies))
-	}
-	r.hec.Refuse(0)
-	tr, err := r.host.Invoke(context.Background(), "ReplayDeadLetters", hostsim.TimerEnvelope("ReplayDeadLetters", time.Now()))
-	if err != nil || !tr.Succeeded() {
-		t.Fatalf("timer: %v HTTP %d %s", err, tr.Status, tr.Body)
-	}
-	if n := len(r.letters(t)); n != 0 {
-		t.Errorf("%d letters left after replay", n)
-	}
-	if r.hec.Count() != len(bodies) {
-		t.Errorf("receiver got %d events, want %d", r.hec.Count(), len(bodies))
-	}
-	if !strings.Contains(strings.Join(tr.Response.Logs, "\n"), "delivered=7") {
-		t.Errorf("timer logs: %v", tr.Response.Logs)
-	}
-}
-
 // An operator lists, shows, replays one letter, parks and purges through the HTTP function.
 func TestOperatorHTTPFunction(t *testing.T) {
 	r := start(t, "DeadLetter__MaxAttempts=2")

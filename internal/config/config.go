@@ -47,6 +47,13 @@ type Config struct {
 	FunctionTimeout time.Duration
 	// MaxRequestBytes bounds an invocation body (Forwarder__MaxRequestBytes).
 	MaxRequestBytes int64
+	// ReadHeaderTimeout bounds how long a request's headers may take to arrive
+	// (Forwarder__ReadHeaderTimeout).
+	ReadHeaderTimeout time.Duration
+	// BodyReadTimeout bounds how long a request's whole body may take to arrive once its
+	// headers are in (Forwarder__BodyReadTimeout), so that a client trickling its body cannot
+	// hold a connection and its buffer for ever.
+	BodyReadTimeout time.Duration
 	// LogLevel is Forwarder__LogLevel.
 	LogLevel slog.Level
 	// Lookup reads any setting by its exact name (for the dead-letter store's settings).
@@ -57,6 +64,12 @@ type Config struct {
 const (
 	DefaultFunctionTimeout = 10 * time.Minute
 	DefaultMaxRequestBytes = 256 << 20
+	// DefaultReadHeaderTimeout is generous for a caller on loopback, whose headers arrive in
+	// one write.
+	DefaultReadHeaderTimeout = 10 * time.Second
+	// DefaultBodyReadTimeout lets a body of DefaultMaxRequestBytes arrive at 4.5 MB/s, far
+	// below what the host manages over loopback even while it is busy serialising the batch.
+	DefaultBodyReadTimeout = time.Minute
 )
 
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$`)
@@ -83,7 +96,9 @@ func Load(environ []string, appRoot string) (*Config, error) {
 		}
 		return "", false
 	}
-	c := &Config{FunctionTimeout: DefaultFunctionTimeout, MaxRequestBytes: DefaultMaxRequestBytes, LogLevel: slog.LevelInfo, Lookup: lookup}
+	c := &Config{FunctionTimeout: DefaultFunctionTimeout, MaxRequestBytes: DefaultMaxRequestBytes,
+		ReadHeaderTimeout: DefaultReadHeaderTimeout, BodyReadTimeout: DefaultBodyReadTimeout,
+		LogLevel: slog.LevelInfo, Lookup: lookup}
 	var errs []error
 
 	if v, ok := lookup("FUNCTIONS_CUSTOMHANDLER_PORT"); ok && v != "" {
@@ -110,6 +125,19 @@ func Load(environ []string, appRoot string) (*Config, error) {
 			errs = append(errs, fmt.Errorf("Forwarder__MaxRequestBytes=%q: want a byte count of at least 1024", v))
 		}
 		c.MaxRequestBytes = n
+	}
+	for _, t := range []struct {
+		name string
+		dst  *time.Duration
+	}{{"Forwarder__ReadHeaderTimeout", &c.ReadHeaderTimeout}, {"Forwarder__BodyReadTimeout", &c.BodyReadTimeout}} {
+		if v, ok := lookup(t.name); ok && v != "" {
+			d, err := ParseDuration(v)
+			if err != nil || d <= 0 {
+				errs = append(errs, fmt.Errorf("%s=%q: want a positive duration such as 00:00:30 or 30s", t.name, v))
+				continue
+			}
+			*t.dst = d
+		}
 	}
 	if v, ok := lookup("Forwarder__LogLevel"); ok && v != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {

@@ -52,6 +52,8 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 		"Forwarder__FunctionTimeout=soon",
 		"Forwarder__MaxRequestBytes=12",
 		"Forwarder__LogLevel=loud",
+		"Forwarder__ReadHeaderTimeout=0s",
+		"Forwarder__BodyReadTimeout=-00:00:05",
 		"Destinations__nokind__Url=x",
 		"Destinations__bad.name__Type=cef",
 		"Destinations__x",
@@ -59,10 +61,35 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 	if err == nil {
 		t.Fatal("bad settings accepted")
 	}
-	for _, want := range []string{"FUNCTIONS_CUSTOMHANDLER_PORT", "Forwarder__FunctionTimeout", "Forwarder__MaxRequestBytes", "Forwarder__LogLevel", "Destinations__nokind__Type", "Destinations__bad.name"} {
+	for _, want := range []string{"FUNCTIONS_CUSTOMHANDLER_PORT", "Forwarder__FunctionTimeout", "Forwarder__MaxRequestBytes", "Forwarder__LogLevel", "Forwarder__ReadHeaderTimeout", "Forwarder__BodyReadTimeout", "Destinations__nokind__Type", "Destinations__bad.name"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not name %s:\n%v", want, err)
 		}
+	}
+}
+
+// The read timeouts have defaults a user can rely on and take both duration forms.
+func TestLoadReadTimeouts(t *testing.T) {
+	tests := []struct {
+		name             string
+		env              []string
+		header, wantBody time.Duration
+	}{
+		{"defaults", nil, 10 * time.Second, time.Minute},
+		{"TimeSpan form", []string{"Forwarder__ReadHeaderTimeout=00:00:03", "Forwarder__BodyReadTimeout=00:02:30"}, 3 * time.Second, 150 * time.Second},
+		{"Go form, any case", []string{"forwarder__readheadertimeout=500ms", "FORWARDER__BODYREADTIMEOUT=5m"}, 500 * time.Millisecond, 5 * time.Minute},
+		{"empty means default", []string{"Forwarder__ReadHeaderTimeout=", "Forwarder__BodyReadTimeout="}, 10 * time.Second, time.Minute},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Load(append([]string{"Destinations__s__Type=splunk_hec"}, tc.env...), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.ReadHeaderTimeout != tc.header || c.BodyReadTimeout != tc.wantBody {
+				t.Errorf("header %v body %v, want %v %v", c.ReadHeaderTimeout, c.BodyReadTimeout, tc.header, tc.wantBody)
+			}
+		})
 	}
 }
 

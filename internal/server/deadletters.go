@@ -18,6 +18,10 @@ import (
 	"github.com/defender-siem/forwarder/internal/sink"
 )
 
+// operatorRequestBytes bounds the envelope of a timer or operator invocation: an HTTP request
+// with a small JSON body, never a batch.
+const operatorRequestBytes = 1 << 20
+
 // The dead-letter functions: their folders under functions/ and so their paths.
 const (
 	ReplayFunction      = "ReplayDeadLetters"
@@ -195,7 +199,11 @@ func deadLetters(op Operator, opts Options) http.HandlerFunc {
 	return func(w http.ResponseWriter, req *http.Request) {
 		log := opts.Logger.With("function", DeadLettersFunction, "invocation_id", req.Header.Get(hostproto.HeaderInvocationID))
 		var env hostproto.InvokeRequest
-		if err := json.NewDecoder(http.MaxBytesReader(w, req.Body, 1<<20)).Decode(&env); err != nil {
+		body, err := readInvocation(w, req, operatorRequestBytes, opts.BodyReadTimeout)
+		if err == nil {
+			err = json.Unmarshal(body, &env)
+		}
+		if err != nil {
 			hostproto.WriteResponse(w, http.StatusBadRequest, hostproto.InvokeResponse{Logs: []string{"undecodable invocation envelope"}})
 			return
 		}
@@ -313,6 +321,12 @@ const ReplayBatch = 200
 func replayTimer(op Operator, opts Options) http.HandlerFunc {
 	return func(w http.ResponseWriter, req *http.Request) {
 		log := opts.Logger.With("function", ReplayFunction, "invocation_id", req.Header.Get(hostproto.HeaderInvocationID))
+		// The timer's envelope says nothing replay needs; read it only to hold the client to
+		// the same limits as every other request.
+		if _, err := readInvocation(w, req, operatorRequestBytes, opts.BodyReadTimeout); err != nil {
+			hostproto.WriteResponse(w, http.StatusBadRequest, hostproto.InvokeResponse{Logs: []string{"invocation body unreadable: " + err.Error()}})
+			return
+		}
 		_, answerBy := Budget(time.Now(), opts.FunctionTimeout)
 		ctx, cancel := context.WithDeadline(req.Context(), answerBy)
 		defer cancel()

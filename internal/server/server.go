@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -36,8 +37,12 @@ type Options struct {
 	// FunctionTimeout is host.json's functionTimeout: the host abandons an invocation after
 	// it, so the handler answers before.
 	FunctionTimeout time.Duration
-	// MaxRequestBytes bounds an invocation body; larger ones get 413.
+	// MaxRequestBytes bounds an invocation body; larger ones get 413, before any of the body
+	// is read when Content-Length says so.
 	MaxRequestBytes int64
+	// BodyReadTimeout bounds how long a request's body may take to arrive in full; a body
+	// still arriving after it is cut and answered 408. Zero means no bound.
+	BodyReadTimeout time.Duration
 	Logger          *slog.Logger
 }
 
@@ -78,18 +83,22 @@ func forward(p Processor, opts Options) http.HandlerFunc {
 		start := time.Now()
 		invocation := req.Header.Get(hostproto.HeaderInvocationID)
 		log := opts.Logger.With("function", ForwardFunction, "invocation_id", invocation)
-		body, err := readBody(http.MaxBytesReader(w, req.Body, opts.MaxRequestBytes), req.ContentLength, opts.MaxRequestBytes)
+		body, err := readInvocation(w, req, opts.MaxRequestBytes, opts.BodyReadTimeout)
 		if err != nil {
 			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
+			switch {
+			case errors.As(err, &tooBig):
 				// Failing here makes the host retry the same batch forever: say clearly
 				// which setting to raise.
-				log.Error("invocation body too large, raise Forwarder__MaxRequestBytes or lower extensions.eventHubs.maxEventBatchSize", "limit_bytes", tooBig.Limit)
+				log.Error("invocation body too large, raise Forwarder__MaxRequestBytes or lower extensions.eventHubs.maxEventBatchSize", "limit_bytes", tooBig.Limit, "content_length", req.ContentLength)
 				hostproto.WriteResponse(w, http.StatusRequestEntityTooLarge, hostproto.InvokeResponse{Logs: []string{fmt.Sprintf("body larger than %d bytes", tooBig.Limit)}})
-				return
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				log.Error("invocation body still arriving after Forwarder__BodyReadTimeout; connection cut", "timeout", opts.BodyReadTimeout.String())
+				hostproto.WriteResponse(w, http.StatusRequestTimeout, hostproto.InvokeResponse{Logs: []string{"invocation body not received within " + opts.BodyReadTimeout.String()}})
+			default:
+				log.Error("invocation body unreadable", "err", err.Error())
+				hostproto.WriteResponse(w, http.StatusBadRequest, hostproto.InvokeResponse{Logs: []string{"invocation body unreadable: " + err.Error()}})
 			}
-			log.Error("invocation body unreadable", "err", err.Error())
-			hostproto.WriteResponse(w, http.StatusBadRequest, hostproto.InvokeResponse{Logs: []string{"invocation body unreadable: " + err.Error()}})
 			return
 		}
 		env, err := hostproto.ParseInvokeRequest(body)
@@ -121,6 +130,45 @@ func forward(p Processor, opts Options) http.HandlerFunc {
 		log.Info("invocation answered", "status", status, "events", rep.Events, "records", rep.Records, "duration_ms", time.Since(start).Milliseconds())
 		hostproto.WriteResponse(w, status, hostproto.InvokeResponse{Logs: rep.Logs})
 	}
+}
+
+// readInvocation reads a request's body, at most limit bytes (0: no limit) within timeout (0:
+// none). A Content-Length above limit is refused before a byte of the body is read, so a
+// request that announces its size costs nothing; a body without one is cut at limit+1 bytes.
+// The deadline runs from the end of the headers and is lifted once the body is in, so that
+// nothing that reads the connection later (the server watching for the client going away
+// while the batch is delivered) can run into it.
+func readInvocation(w http.ResponseWriter, req *http.Request, limit int64, timeout time.Duration) ([]byte, error) {
+	rc := http.NewResponseController(w)
+	deadline := false
+	if timeout > 0 {
+		// Set before anything else: after a refusal the server may still read what is left
+		// of a short body, and that read must be bounded too.
+		err := rc.SetReadDeadline(time.Now().Add(timeout))
+		if err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return nil, err
+		}
+		deadline = err == nil
+	}
+	if limit > 0 && req.ContentLength > limit {
+		return nil, &http.MaxBytesError{Limit: limit}
+	}
+	var r io.Reader = req.Body
+	if limit > 0 {
+		r = http.MaxBytesReader(w, req.Body, limit)
+	}
+	body, err := readBody(r, req.ContentLength, limit)
+	if err != nil {
+		// The deadline stays: the connection is done with, and a read of the rest of the
+		// body must not wait for a client that trickles.
+		return nil, err
+	}
+	if deadline {
+		if err := rc.SetReadDeadline(time.Time{}); err != nil {
+			return nil, err
+		}
+	}
+	return body, nil
 }
 
 // readBody reads a whole invocation body into one buffer sized from Content-Length (which

@@ -164,9 +164,20 @@ func (r Result) Succeeded() bool {
 
 // Invoke POSTs one invocation body to /<function> with the host's headers.
 func (h *Host) Invoke(ctx context.Context, function string, body []byte) (Result, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.URL("/"+function), bytes.NewReader(body))
+	return h.InvokeStream(ctx, function, bytes.NewReader(body), int64(len(body)))
+}
+
+// InvokeStream is Invoke with a body read from r as it is sent: length is its Content-Length,
+// or -1 to send it chunked. It lets a test send a body too large to hold, or one that
+// trickles.
+func (h *Host) InvokeStream(ctx context.Context, function string, r io.Reader, length int64) (Result, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.URL("/"+function), r)
 	if err != nil {
 		return Result{}, err
+	}
+	req.ContentLength = length
+	if length == 0 {
+		req.Body = http.NoBody
 	}
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
 	req.Header.Set("X-Azure-Functions-InvocationId", uuid.NewString())

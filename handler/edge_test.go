@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// vmHWM reads the peak resident set size of process pid from /proc/<pid>/status, in bytes.
+func vmHWM(t *testing.T, pid int) int64 {
+	t.Helper()
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil {
+				t.Fatalf("VmHWM line %q: %v", line, err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatalf("no VmHWM in /proc/%d/status", pid)
+	return 0
+}
+
+// zeros is an endless body of ASCII zeros, made as it is sent.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = '0'
+	}
+	return len(p), nil
+}
+
+// A request announcing a body larger than Forwarder__MaxRequestBytes is answered 413 before
+// the body is read: the handler's peak memory stays far below the limit, let alone the body.
+func TestAnnouncedOversizedBodyIsRefusedWithoutReadingIt(t *testing.T) {
+	const limit = 128 << 20
+	r := start(t, fmt.Sprintf("Forwarder__MaxRequestBytes=%d", limit))
+	pid := r.host.PID()
+	before := vmHWM(t, pid)
+	const size = 2 * limit
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := r.host.InvokeStream(ctx, "ForwardAlerts", io.LimitReader(zeros{}, size), size)
+	if err != nil {
+		t.Fatalf("no answer: %v\n%s", err, r.stdout)
+	}
+	if res.Status != 413 {
+		t.Fatalf("HTTP %d, want 413", res.Status)
+	}
+	peak := vmHWM(t, pid)
+	t.Logf("handler peak RSS %d MiB before, %d MiB after a %d MiB request", before>>20, peak>>20, size>>20)
+	// Generous: the handler idles near 15 MiB; reading the body up to the limit would have
+	// taken it past 128.
+	if peak > 48<<20 {
+		t.Errorf("handler peak RSS %d MiB: the body was read before it was refused", peak>>20)
+	}
+	if !eventually(5*time.Second, func() bool { return strings.Contains(r.stdout.String(), "Forwarder__MaxRequestBytes") }) {
+		t.Errorf("no log line naming the setting to raise:\n%s", r.stdout)
+	}
+	// Still serving.
+	_, bodies := samples(t)
+	ok, err := r.host.InvokeBatch(ctx, "ForwardAlerts", batch(bodies[:1], 1), 0)
+	if err != nil || !ok[0].Succeeded() {
+		t.Fatalf("next invocation: %v %+v", err, ok)
+	}
+}
+
+// A body without a length is cut at the limit, as before.
+func TestUnannouncedOversizedBodyIsCutAtTheLimit(t *testing.T) {
+	r := start(t, "Forwarder__MaxRequestBytes=65536")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := r.host.InvokeStream(ctx, "ForwardAlerts", io.LimitReader(zeros{}, 1<<20), -1)
+	if err != nil {
+		t.Fatalf("no answer: %v\n%s", err, r.stdout)
+	}
+	if res.Status != 413 {
+		t.Fatalf("HTTP %d, want 413", res.Status)
+	}
+}
+
+// trickle sends its data one byte per interval, as a client that wants to hold a connection
+// open does.
+type trickle struct {
+	data  []byte
+	every time.Duration
+	stop  <-chan struct{}
+}
+
+func (tr *trickle) Read(p []byte) (int, error) {
+	if len(tr.data) == 0 {
+		return 0, io.EOF
+	}
+	select {
+	case <-tr.stop:
+		return 0, errors.New("stopped")
+	case <-time.After(tr.every):
+	}
+	p[0] = tr.data[0]
+	tr.data = tr.data[1:]
+	return 1, nil
+}
+
+// A client that trickles its body (one byte per 100 ms, sent chunked so that every byte goes
+// out at once) is cut after Forwarder__BodyReadTimeout; the handler stays up and answers the
+// next invocation.
+func TestTricklingBodyIsCutAndTheHandlerStaysHealthy(t *testing.T) {
+	r := start(t, "Forwarder__BodyReadTimeout=2s")
+	_, bodies := samples(t)
+	env, err := batch(bodies[:1], 1).Envelope(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	began := time.Now()
+	res, err := r.host.InvokeStream(ctx, "ForwardAlerts", &trickle{data: env, every: 100 * time.Millisecond, stop: stop}, -1)
+	elapsed := time.Since(began)
+	if err != nil {
+		t.Fatalf("no answer: %v\n%s", err, r.stdout)
+	}
+	if res.Status != 408 {
+		t.Fatalf("HTTP %d, want 408", res.Status)
+	}
+	// All of it would take len(env)/10 seconds (minutes); the cut comes at the timeout.
+	if elapsed < 2*time.Second || elapsed > 30*time.Second {
+		t.Errorf("cut after %v, want about 2s (sending all of it takes %v)", elapsed, time.Duration(len(env))*100*time.Millisecond)
+	}
+	if !eventually(5*time.Second, func() bool { return strings.Contains(r.stdout.String(), "Forwarder__BodyReadTimeout") }) {
+		t.Errorf("no log line naming the setting:\n%s", r.stdout)
+	}
+	select {
+	case <-r.host.Exited():
+		t.Fatalf("the handler exited\n%s", r.stderr)
+	default:
+	}
+	ok, err := r.host.InvokeBatch(ctx, "ForwardAlerts", batch(bodies[:1], 2), 0)
+	if err != nil || !ok[0].Succeeded() {
+		t.Fatalf("next invocation: %v %+v\n%s", err, ok, r.stdout)
+	}
+	if !eventually(5*time.Second, func() bool { return r.hec.Count() == 1 }) {
+		t.Errorf("receiver got %d events, want the next invocation's one", r.hec.Count())
+	}
+}
