@@ -7,7 +7,10 @@
 // wanted, comes from Config.Prefix or from the transport.
 //
 // LEEF has no escape for the attribute delimiter or for line breaks inside values, so values
-// have them replaced by a space; header fields escape `\` and `|` with a backslash as CEF does.
+// have them, and every other control character (C0, DEL, C1 such as NEL, U+2028, U+2029),
+// replaced by a space; header fields escape `\` and `|` with a backslash as CEF does and
+// carry control characters as spaces too. Values are capped at Config.MaxValue bytes (1024 by
+// default), cut on a character boundary.
 package leef
 
 import (
@@ -255,6 +258,8 @@ func firstNonEmpty(vs ...string) string {
 
 // clean replaces the delimiter and every control character (LEEF escapes none of them) with
 // a space and invalid UTF-8 with U+FFFD, then caps the value on a character boundary.
+// Control characters are C0, DEL and C1 (U+0080–U+009F, NEL among them) as in the syslog and
+// CEF formats, and U+2028 and U+2029, which Unicode-aware line readers take as line ends.
 func (f *Formatter) clean(s string) string {
 	return replace(s, f.delim, f.cfg.MaxValue)
 }
@@ -274,7 +279,7 @@ func replace(s string, delim byte, max int) string {
 	b.Grow(len(s))
 	for i := 0; i < len(s); {
 		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == rune(delim) || r < 0x20 || r == 0x7f {
+		if r == rune(delim) || isControl(r) {
 			r = ' '
 		}
 		if max > 0 && b.Len()+utf8.RuneLen(r) > max {
@@ -286,8 +291,13 @@ func replace(s string, delim byte, max int) string {
 	return b.String()
 }
 
+// isControl reports the characters LEEF carries as a space: C0, DEL, C1, U+2028, U+2029.
+func isControl(r rune) bool {
+	return r < 0x20 || r >= 0x7f && r <= 0x9f || r == '\u2028' || r == '\u2029'
+}
+
 // appendHeader writes a header field: `\` and `|` escaped with a backslash (backslash first),
-// control characters as spaces, invalid UTF-8 as U+FFFD.
+// control characters (see isControl) as spaces, invalid UTF-8 as U+FFFD.
 func appendHeader(dst []byte, s string) []byte {
 	for i := 0; i < len(s); {
 		r, size := utf8.DecodeRuneInString(s[i:])
@@ -295,7 +305,7 @@ func appendHeader(dst []byte, s string) []byte {
 		switch {
 		case r == '\\' || r == '|':
 			dst = append(dst, '\\', byte(r))
-		case r < 0x20 || r == 0x7f:
+		case isControl(r):
 			dst = append(dst, ' ')
 		default:
 			dst = utf8.AppendRune(dst, r)

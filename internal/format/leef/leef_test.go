@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/defender-siem/forwarder/internal/alert"
@@ -199,6 +200,8 @@ func TestClean(t *testing.T) {
 		{"newlines", "a\r\nb", '^', 0, "a  b"},
 		{"controls", "a\x00b\x7fc", '^', 0, "a b c"},
 		{"invalid utf8", "a\xffb", '^', 0, "a\uFFFDb"},
+		{"C1 and Unicode line ends", "a\u0085b\u2028c\u2029d\u0080e\u009ff", '^', 0, "a b c d e f"},
+		{"cap counts the replaced character", "ab\u2028", '^', 3, "ab "},
 		{"cap", "ab€", '^', 4, "ab"},
 	}
 	for _, tt := range tests {
@@ -266,7 +269,7 @@ func TestPrefix(t *testing.T) {
 func refClean(s string, delim byte) string {
 	// strings.Map turns each invalid byte into U+FFFD, as the encoders do.
 	return strings.Map(func(r rune) rune {
-		if r == rune(delim) || r < 0x20 || r == 0x7f {
+		if r == rune(delim) || r < 0x20 || r == 0x7f || unicode.Is(unicode.Cc, r) || r == '\u2028' || r == '\u2029' {
 			return ' '
 		}
 		return r
@@ -311,7 +314,7 @@ func FuzzFormat(f *testing.F) {
 		}
 		hdr := func(s string) string {
 			return strings.Map(func(r rune) rune {
-				if r < 0x20 || r == 0x7f {
+				if unicode.Is(unicode.Cc, r) || r == '\u2028' || r == '\u2029' {
 					return ' '
 				}
 				return r
