@@ -139,6 +139,9 @@ func checkDestination(d string) error {
 	if err := checkKey(d); err != nil {
 		return fmt.Errorf("%w: destination %q: %v", ErrInvalidLetter, truncate(d, 80), err)
 	}
+	if d == markPartition {
+		return fmt.Errorf("%w: destination %q is reserved", ErrInvalidLetter, d)
+	}
 	return nil
 }
 
@@ -207,6 +210,10 @@ func (s *Store) Put(ctx context.Context, letters []Letter) error {
 }
 
 func (s *Store) putPartition(ctx context.Context, dest string, letters []*Letter) error {
+	marks := marksOf(dest, letters)
+	if err := s.writeMarks(ctx, dest, marks); err != nil {
+		return err
+	}
 	prev, err := s.previous(ctx, dest, letters)
 	if err != nil {
 		return err
@@ -232,7 +239,12 @@ func (s *Store) putPartition(ctx context.Context, dest string, letters []*Letter
 		}
 		mains = append(mains, ents[0])
 	}
-	return s.writeBatches(ctx, mains, aztables.TransactionTypeInsertReplace)
+	if err := s.writeBatches(ctx, mains, aztables.TransactionTypeInsertReplace); err != nil {
+		return err
+	}
+	// Touched again now that the letters are stored: a Forget that read the mark before
+	// them can no longer delete it (see markPartition).
+	return s.writeMarks(ctx, dest, marks)
 }
 
 // previous finds stored copies of letters among one destination's letters, reading only their
@@ -607,15 +619,51 @@ func (s *Store) Purge(ctx context.Context, opts ListOptions) (int, error) {
 }
 
 // Forget deletes the letters with these ids (and their continuations) from destination's
-// partition, if there are any: the records they hold have just been delivered. It costs one
-// range query over the ids' span, so a retried batch that now succeeds clears what its failed
-// run stored, without a query per record. Ids that are not stored are ignored.
+// partition, if there are any: the records they hold have just been delivered. Ids are
+// grouped by the Event Hub partition their letters would carry; a partition without a mark
+// (see markPartition) holds no letters, which costs one point read to learn, so the normal
+// path (nothing stored) is cheap. Where a mark is, one range query over the ids' span finds
+// and deletes the letters, and the mark goes when none of that partition are left. Ids that
+// are not stored are ignored.
 func (s *Store) Forget(ctx context.Context, destination string, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
 	if err := checkDestination(destination); err != nil {
 		return err
+	}
+	marked, search := forgetPlan(destination, ids)
+	keys := make([]string, 0, len(marked))
+	for rk := range marked {
+		keys = append(keys, rk)
+	}
+	sort.Strings(keys)
+	var found []mark
+	for _, rk := range keys {
+		m, ok, err := s.readMark(ctx, rk)
+		if err != nil {
+			return err
+		}
+		if ok {
+			found = append(found, m)
+			search = append(search, marked[rk]...)
+		}
+	}
+	if err := s.forgetRange(ctx, destination, search); err != nil {
+		return err
+	}
+	for _, m := range found {
+		if _, err := s.settle(ctx, destination, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// forgetRange deletes the letters with these ids with one range query over their span.
+func (s *Store) forgetRange(ctx context.Context, destination string, ids []string) error {
+	if len(ids) == 0 {
+		return nil
 	}
 	lo, hi := ids[0], ids[0]
 	want := make(map[string]bool, len(ids))
