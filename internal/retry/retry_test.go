@@ -150,9 +150,9 @@ func TestPolicyValidate(t *testing.T) {
 	if err := DefaultPolicy().Validate(); err != nil {
 		t.Errorf("default policy invalid: %v", err)
 	}
-	err := Policy{Multiplier: 0.5, MaxAttempts: -1}.Validate()
+	err := Policy{Multiplier: 0.5, MaxAttempts: -1, AttemptTimeout: -time.Second}.Validate()
 	if err == nil {
-		t.Fatal("zero policy accepted")
+		t.Fatal("invalid policy accepted")
 	}
 	// Every problem at once: initial, multiplier, attempts, timeout.
 	if n := len(err.(interface{ Unwrap() []error }).Unwrap()); n != 4 {
