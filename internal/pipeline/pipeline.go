@@ -45,8 +45,9 @@ type Destination struct {
 // Store keeps what could not be delivered. Put returns nil only when every letter is stored.
 type Store interface {
 	Put(ctx context.Context, letters []deadletter.Letter) error
-	// Forget deletes the letters with these ids, if stored: their records were delivered on
-	// a later attempt.
+	// Forget deletes the letters with these ids, if stored: their records have just been
+	// delivered. It is called after every delivery, so it must be cheap when nothing is
+	// stored (deadletter.Store keeps marks for that).
 	Forget(ctx context.Context, destination string, ids []string) error
 }
 
@@ -162,7 +163,6 @@ func (p *Pipeline) Process(ctx context.Context, batch hostproto.Batch, deliverBy
 	routed := make([]bool, len(records))
 	dreps := make([]DestinationReport, len(p.dests))
 	dletters := make([][]deadletter.Letter, len(p.dests))
-	dforget := make([][]string, len(p.dests))
 	dctx, cancel := context.WithDeadline(ctx, deliverBy)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -182,7 +182,9 @@ func (p *Pipeline) Process(ctx context.Context, batch hostproto.Batch, deliverBy
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			dletters[d], dforget[d] = p.deliver(dctx, dest, batch, records, taken, &dreps[d])
+			var delivered []string
+			dletters[d], delivered = p.deliver(dctx, dest, batch, records, taken, &dreps[d])
+			p.forget(dctx, log, dest, delivered)
 		}()
 	}
 	wg.Wait()
@@ -197,19 +199,6 @@ func (p *Pipeline) Process(ctx context.Context, batch hostproto.Batch, deliverBy
 		if rep.Err == nil {
 			for d := range dreps {
 				dreps[d].DeadLettered = dreps[d].Taken - dreps[d].Delivered
-			}
-		}
-	}
-	// A host retry may deliver what its failed run stored: clear those letters, or the replay
-	// would send them again and operators would chase failures that healed. Failing to clear
-	// them costs a duplicate later, not a record, so it does not fail the invocation.
-	if p.opts.Store != nil {
-		for d, ids := range dforget {
-			if len(ids) == 0 {
-				continue
-			}
-			if err := p.opts.Store.Forget(ctx, p.dests[d].Name, ids); err != nil {
-				log.Warn("could not clear dead letters of records delivered on this retry; a replay will send them again", "destination", p.dests[d].Name, "records", len(ids), "err", p.opts.Scrub(err.Error()))
 			}
 		}
 	}
@@ -300,13 +289,36 @@ func clip(s string, n int) string {
 	return s[:n] + "…"
 }
 
+// forget clears the earlier letters of records this invocation delivered to dest. The host
+// may deliver a batch again with a retry context (its retry policy) or without one (after an
+// instance failure or a rebalance, the batch is read again from the last checkpoint); either
+// way a letter that outlives its record's delivery would make the replay send it a second
+// time, and operators would chase failures that healed. It runs within the delivery budget,
+// so the time kept for storing letters is not spent on it, and failing costs a duplicate
+// later, not a record, so it does not fail the invocation.
+func (p *Pipeline) forget(ctx context.Context, log *slog.Logger, dest *Destination, ids []string) {
+	if p.opts.Store == nil || len(ids) == 0 {
+		return
+	}
+	// A store that hangs must not hold every healthy invocation for the whole budget.
+	ctx, cancel := context.WithTimeout(ctx, forgetTimeout)
+	defer cancel()
+	if err := p.opts.Store.Forget(ctx, dest.Name, ids); err != nil {
+		log.Warn("could not clear earlier dead letters of records delivered now; a replay may send them again", "destination", dest.Name, "records", len(ids), "err", p.opts.Scrub(err.Error()))
+	}
+}
+
+// forgetTimeout bounds the clearing of earlier letters after a delivery: normally one read
+// of the store, so this is only reached when the store is unreachable or very slow.
+const forgetTimeout = 10 * time.Second
+
 type item struct {
 	ev  *hostproto.Event
 	rec *alert.Record
 }
 
 // deliver formats and sends one destination's records and returns the letters for what it
-// could not deliver and, on a host retry, the letter ids of what it delivered.
+// could not deliver and the letter ids of what it delivered.
 func (p *Pipeline) deliver(ctx context.Context, dest *Destination, batch hostproto.Batch, records []item, taken []int, rep *DestinationReport) (letters []deadletter.Letter, delivered []string) {
 	d := &delivery{p: p, dest: dest, batch: batch, log: p.opts.Logger.With("destination", dest.Name, "partition", batch.Partition.PartitionID)}
 	r := d.render(records, taken)
@@ -315,9 +327,7 @@ func (p *Pipeline) deliver(ctx context.Context, dest *Destination, batch hostpro
 	for k, i := range r.sendable {
 		it := records[i]
 		if s.ok[k] {
-			if batch.Retry != nil {
-				delivered = append(delivered, letterID(batch, it.ev, it.rec.Index))
-			}
+			delivered = append(delivered, letterID(batch, it.ev, it.rec.Index))
 			continue
 		}
 		letters = append(letters, d.undelivered(it, s.failure(k), s.attempts))

@@ -63,9 +63,11 @@ func (s *scriptedSink) Send(_ context.Context, payloads [][]byte) []error {
 func (s *scriptedSink) Close() error { return nil }
 
 type memStore struct {
-	mu      sync.Mutex
-	letters map[string]deadletter.Letter
-	fail    bool
+	mu          sync.Mutex
+	letters     map[string]deadletter.Letter
+	fail        bool
+	forgetFails bool
+	forgets     int
 }
 
 func (m *memStore) Put(_ context.Context, ls []deadletter.Letter) error {
@@ -90,6 +92,10 @@ func (m *memStore) Put(_ context.Context, ls []deadletter.Letter) error {
 func (m *memStore) Forget(_ context.Context, dest string, ids []string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.forgets++
+	if m.forgetFails {
+		return errors.New("storage unreachable")
+	}
 	for _, id := range ids {
 		delete(m.letters, dest+"/"+id)
 	}
@@ -257,29 +263,60 @@ func TestProcessResendsOnlyPending(t *testing.T) {
 	}
 }
 
-// A host retry that delivers what its failed run dead-lettered clears those letters.
-func TestHostRetryClearsLettersOfDeliveredRecords(t *testing.T) {
-	sk := &scriptedSink{}
-	store := &memStore{}
-	p := New([]Destination{{Name: "siem", Formatter: kindFormatter{}, Sink: sk, Retry: fastRetry()}}, Options{Store: store})
-	b := batchOf(alertBody("flaky", "High"), alertBody("perm", "High"))
-	// The failed run stored both (say the invocation then answered 500 for another reason).
-	for i := range b.Events {
-		if err := store.Put(context.Background(), []deadletter.Letter{p.letter(b, letterOf{ev: &b.Events[i], dest: "siem", reason: sink.ReasonUnreachable, msg: "x", attempts: 1})}); err != nil {
-			t.Fatal(err)
-		}
+// A batch delivered again clears the letters an earlier run stored for the records it now
+// delivers, whether the host sends it as a retry (with a retry context) or reads it again
+// after an instance failure or a rebalance (without one): otherwise a replay sends those
+// records a second time.
+func TestRedeliveryClearsLettersOfDeliveredRecords(t *testing.T) {
+	tests := []struct {
+		name  string
+		retry *hostproto.RetryContext
+	}{
+		{name: "host retry", retry: &hostproto.RetryContext{RetryCount: 1, MaxRetryCount: -1}},
+		{name: "redelivery without a retry context", retry: nil},
 	}
-	b.Retry = &hostproto.RetryContext{RetryCount: 1, MaxRetryCount: -1}
-	if rep := p.Process(context.Background(), b, time.Now().Add(time.Minute)); rep.Err != nil {
-		t.Fatal(rep.Err)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sk := &scriptedSink{}
+			store := &memStore{}
+			p := New([]Destination{{Name: "siem", Formatter: kindFormatter{}, Sink: sk, Retry: fastRetry()}}, Options{Store: store})
+			b := batchOf(alertBody("flaky", "High"), alertBody("perm", "High"))
+			// The earlier run stored both (say its instance then died before answering).
+			for i := range b.Events {
+				if err := store.Put(context.Background(), []deadletter.Letter{p.letter(b, letterOf{ev: &b.Events[i], dest: "siem", reason: sink.ReasonUnreachable, msg: "x", attempts: 1})}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			b.Retry = tc.retry
+			if rep := p.Process(context.Background(), b, time.Now().Add(time.Minute)); rep.Err != nil {
+				t.Fatal(rep.Err)
+			}
+			if len(store.letters) != 1 {
+				t.Fatalf("letters %v, want only the refused record's", store.letters)
+			}
+			for _, l := range store.letters {
+				if l.Reason != sink.ReasonRejected || l.Coordinates.SequenceNumber != 101 {
+					t.Errorf("left letter %+v", l)
+				}
+			}
+			if store.forgets != 1 {
+				t.Errorf("%d Forget calls, want one for the destination", store.forgets)
+			}
+		})
 	}
-	if len(store.letters) != 1 {
-		t.Fatalf("letters %v, want only the refused record's", store.letters)
+}
+
+// A store that cannot clear earlier letters costs a warning, not the invocation.
+func TestForgetFailureDoesNotFailTheInvocation(t *testing.T) {
+	var logs logLines
+	store := &memStore{forgetFails: true}
+	p := New([]Destination{{Name: "siem", Formatter: kindFormatter{}, Sink: &scriptedSink{}, Retry: fastRetry()}}, Options{Store: store, Logger: logs.logger()})
+	rep := p.Process(context.Background(), batchOf(alertBody("a", "High")), time.Now().Add(time.Minute))
+	if rep.Err != nil || rep.Destinations[0].Delivered != 1 {
+		t.Fatalf("err %v, delivered %d", rep.Err, rep.Destinations[0].Delivered)
 	}
-	for _, l := range store.letters {
-		if l.Reason != sink.ReasonRejected || l.Coordinates.SequenceNumber != 101 {
-			t.Errorf("left letter %+v", l)
-		}
+	if w := logs.find(t, "WARN", "could not clear earlier dead letters"); len(w) != 1 || w[0]["destination"] != "siem" {
+		t.Errorf("warnings %v, want one naming the destination", w)
 	}
 }
 
