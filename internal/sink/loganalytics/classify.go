@@ -1,0 +1,215 @@
+package loganalytics
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+
+	"github.com/defender-siem/forwarder/internal/sink"
+)
+
+// roleHint is what a 401/403 needs the operator to do.
+const roleHint = "the forwarder's identity needs the \"Monitoring Metrics Publisher\" role on the data collection rule (role assignments can take 30 minutes to apply)"
+
+// classify maps an Upload error onto the sink vocabulary, as one line without secrets.
+func (c *Client) classify(err error, stream string) error {
+	where := fmt.Sprintf("loganalytics: upload to rule %s stream %s", c.cfg.RuleID, stream)
+	var re *azcore.ResponseError
+	var afe *azidentity.AuthenticationFailedError
+	switch {
+	case errors.As(err, &afe):
+		return classifyToken(afe, where)
+	case errors.As(err, &re):
+		return classifyResponse(re, where, c.now())
+	case errors.Is(err, context.Canceled):
+		return sink.Retryable(sink.ReasonTimeout, 0, fmt.Errorf("%s: cancelled: %w", where, err))
+	case errors.Is(err, context.DeadlineExceeded):
+		return sink.Retryable(sink.ReasonTimeout, 0, fmt.Errorf("%s: timed out: %w", where, err))
+	}
+	var (
+		unknownCA x509.UnknownAuthorityError
+		hostname  x509.HostnameError
+		invalid   x509.CertificateInvalidError
+		verifyErr *tls.CertificateVerificationError
+		netErr    net.Error
+	)
+	switch {
+	case errors.As(err, &unknownCA), errors.As(err, &hostname), errors.As(err, &invalid), errors.As(err, &verifyErr):
+		return sink.Permanent(sink.ReasonUnauthorized, fmt.Errorf("%s: TLS certificate verification failed (trust the server's CA with CAFile, or fix its certificate): %s", where, oneLine(err.Error())))
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return sink.Retryable(sink.ReasonTimeout, 0, fmt.Errorf("%s: timed out: %s", where, oneLine(err.Error())))
+	}
+	if isUnavailable(err) {
+		// No managed identity here (or none with that client id): a setting to fix, not a
+		// pause to wait out.
+		return sink.Permanent(sink.ReasonUnauthorized, fmt.Errorf("%s: no credential: %s (enable the function app's managed identity, set ClientId to a user-assigned one, or give TenantId, ClientId and ClientSecret or ClientCertificate)", where, oneLine(err.Error())))
+	}
+	return sink.Retryable(sink.ReasonUnreachable, 0, fmt.Errorf("%s: %s", where, oneLine(err.Error())))
+}
+
+// isUnavailable reports azidentity's "credential unavailable": errors that say they are not
+// worth retrying and are not an authentication failure.
+func isUnavailable(err error) bool {
+	var nr interface{ NonRetriable() }
+	var afe *azidentity.AuthenticationFailedError
+	return errors.As(err, &nr) && !errors.As(err, &afe)
+}
+
+func classifyResponse(re *azcore.ResponseError, where string, now time.Time) error {
+	code := re.StatusCode
+	var h http.Header
+	var detail string
+	if re.RawResponse != nil {
+		h = re.RawResponse.Header
+		body, _ := runtime.Payload(re.RawResponse)
+		detail = errorDetail(body)
+	}
+	if detail == "" && re.ErrorCode != "" {
+		detail = re.ErrorCode
+	}
+	msg := fmt.Sprintf("%s: HTTP %d %s", where, code, http.StatusText(code))
+	if detail != "" {
+		msg += ": " + detail
+	}
+	ra := retryAfter(h, now)
+	switch {
+	case code == http.StatusUnauthorized || code == http.StatusForbidden:
+		return sink.Permanent(sink.ReasonUnauthorized, fmt.Errorf("%s; %s", msg, roleHint))
+	case code == http.StatusRequestEntityTooLarge:
+		return sink.Permanent(sink.ReasonTooLarge, errors.New(msg))
+	case code == http.StatusNotFound:
+		return sink.Permanent(sink.ReasonRejected, fmt.Errorf("%s; check RuleId (the rule's immutable id) and that the rule declares the stream", msg))
+	case code == http.StatusTooManyRequests:
+		return sink.Retryable(sink.ReasonThrottled, ra, errors.New(msg))
+	case code == http.StatusRequestTimeout:
+		return sink.Retryable(sink.ReasonTimeout, ra, errors.New(msg))
+	case code >= 500:
+		return sink.Retryable(sink.ReasonUnreachable, ra, errors.New(msg))
+	}
+	return sink.Permanent(sink.ReasonRejected, errors.New(msg))
+}
+
+// classifyToken: Entra ID refused (400/401: a wrong secret, an unknown app or tenant) is
+// permanent; its 429/5xx and a token endpoint that cannot be reached are retryable.
+func classifyToken(afe *azidentity.AuthenticationFailedError, where string) error {
+	msg := fmt.Sprintf("%s: cannot get a token: %s", where, tokenDetail(afe))
+	if afe.RawResponse == nil {
+		return sink.Retryable(sink.ReasonUnreachable, 0, errors.New(msg))
+	}
+	switch code := afe.RawResponse.StatusCode; {
+	case code == http.StatusTooManyRequests:
+		return sink.Retryable(sink.ReasonThrottled, retryAfter(afe.RawResponse.Header, time.Now()), errors.New(msg))
+	case code >= 500:
+		return sink.Retryable(sink.ReasonUnreachable, 0, errors.New(msg))
+	}
+	return sink.Permanent(sink.ReasonUnauthorized, errors.New(msg))
+}
+
+// tokenDetail is the token endpoint's own explanation (the AADSTS line, or App Service's
+// message), which names the problem without holding any secret.
+func tokenDetail(afe *azidentity.AuthenticationFailedError) string {
+	if afe.RawResponse != nil {
+		body, _ := runtime.Payload(afe.RawResponse)
+		var e struct {
+			Error       any    `json:"error"`
+			Description string `json:"error_description"`
+			Message     string `json:"message"`
+		}
+		if json.Unmarshal(body, &e) == nil {
+			d := e.Description
+			if d == "" {
+				d = e.Message
+			}
+			if d != "" {
+				// Entra ID appends trace and correlation ids on further lines.
+				d, _, _ = strings.Cut(d, "\r\n")
+				return fmt.Sprintf("HTTP %d: %s", afe.RawResponse.StatusCode, oneLine(d))
+			}
+		}
+		return fmt.Sprintf("HTTP %d", afe.RawResponse.StatusCode)
+	}
+	first, _, _ := strings.Cut(afe.Error(), "\n")
+	return oneLine(first)
+}
+
+// errorDetail reads the service's {"error":{"code","message"}} body.
+func errorDetail(body []byte) string {
+	var e struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &e) != nil {
+		return oneLine(string(body))
+	}
+	switch {
+	case e.Error.Code != "" && e.Error.Message != "":
+		return oneLine(e.Error.Code + ": " + e.Error.Message)
+	case e.Error.Message != "":
+		return oneLine(e.Error.Message)
+	}
+	return oneLine(e.Error.Code)
+}
+
+// maxRetryAfter keeps a broken Retry-After from parking a destination for days.
+const maxRetryAfter = time.Hour
+
+// retryAfter reads the service's pause: retry-after-ms / x-ms-retry-after-ms, else
+// Retry-After in seconds or as an HTTP date.
+func retryAfter(h http.Header, now time.Time) time.Duration {
+	if h == nil {
+		return 0
+	}
+	var d time.Duration
+	for _, k := range []string{"Retry-After-Ms", "X-Ms-Retry-After-Ms"} {
+		if ms, err := strconv.ParseInt(strings.TrimSpace(h.Get(k)), 10, 64); err == nil && ms > 0 {
+			d = time.Duration(min(ms, int64(maxRetryAfter/time.Millisecond))) * time.Millisecond
+			return d
+		}
+	}
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		return time.Duration(min(secs, int64(maxRetryAfter/time.Second))) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
+	}
+	return min(max(d, 0), maxRetryAfter)
+}
+
+// oneLine makes text safe for one log line and short.
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(strings.ToValidUTF8(s, "\uFFFD")), " ")
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	const max = 300
+	if len(s) > max {
+		cut := max
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
+	}
+	return s
+}
