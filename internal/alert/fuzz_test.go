@@ -4,9 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 )
 
 func addSeeds(f *testing.F) {
@@ -65,7 +70,8 @@ func FuzzSplit(f *testing.F) {
 }
 
 // FuzzParse checks that Parse never panics, never fails on well-formed JSON, keeps the raw
-// bytes, and produces a model that encodes (no cycles, no unencodable values).
+// bytes, produces a model that encodes (no cycles, no unencodable values), and reads the
+// values encoding/json reads (checkAgainstReference).
 func FuzzParse(f *testing.F) {
 	addSeeds(f)
 	f.Fuzz(func(t *testing.T, raw []byte) {
@@ -92,6 +98,7 @@ func FuzzParse(f *testing.F) {
 			}
 			_ = rec.Alert.EntityValues("ip", "Address")
 		}
+		checkAgainstReference(t, raw, rec)
 	})
 }
 
@@ -110,4 +117,249 @@ func FuzzDecodeString(f *testing.F) {
 			t.Fatalf("decodeString(%q) = %q, %v; encoding/json says %q", val, got, ok, want)
 		}
 	})
+}
+
+// refMembers reads the JSON object raw with encoding/json, member by member in order, and
+// keeps the last value of each name lower-cased in ASCII, as the parser matches names. It
+// returns nil when raw is not an object.
+func refMembers(raw []byte) map[string]json.RawMessage {
+	d := json.NewDecoder(bytes.NewReader(bytes.TrimPrefix(raw, []byte("\xEF\xBB\xBF"))))
+	if tok, err := d.Token(); err != nil || tok != json.Delim('{') {
+		return nil
+	}
+	out := map[string]json.RawMessage{}
+	for d.More() {
+		tok, err := d.Token()
+		if err != nil {
+			return nil
+		}
+		var v json.RawMessage
+		if err := d.Decode(&v); err != nil {
+			return nil
+		}
+		out[asciiLower(tok.(string))] = v
+	}
+	return out
+}
+
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+// refText is the text the model keeps of a member: a string's value, a number's or a
+// boolean's JSON text, "" otherwise.
+func refText(v json.RawMessage) string {
+	d := json.NewDecoder(bytes.NewReader(v))
+	d.UseNumber()
+	var x any
+	if len(v) == 0 || d.Decode(&x) != nil {
+		return ""
+	}
+	switch y := x.(type) {
+	case string:
+		return y
+	case json.Number:
+		return string(y)
+	case bool:
+		return strconv.FormatBool(y)
+	}
+	return ""
+}
+
+// refAlert is what encoding/json reads of the alert fields of one object (the record, or its
+// properties for the ARM shape).
+func refAlert(m map[string]json.RawMessage) map[string]string {
+	first := func(names ...string) string {
+		for _, n := range names {
+			if s := refText(m[n]); s != "" {
+				return s
+			}
+		}
+		return ""
+	}
+	status := refText(m["status"])
+	if strings.EqualFold(status, "New") {
+		status = "Active"
+	}
+	return map[string]string{
+		"AlertType": refText(m["alerttype"]), "DisplayName": first("alertdisplayname", "alertname", "displayname"),
+		"Severity": ParseSeverity(first("severity", "alertseverity", "reportedseverity")).String(),
+		"Status":   status, "Description": refText(m["description"]), "VendorName": refText(m["vendorname"]),
+		"ProductName": refText(m["productname"]), "ProductComponent": refText(m["productcomponentname"]),
+		"CompromisedEntity": refText(m["compromisedentity"]),
+	}
+}
+
+func modelAlert(a *Alert) map[string]string {
+	return map[string]string{
+		"AlertType": a.AlertType, "DisplayName": a.DisplayName, "Severity": a.Severity.String(),
+		"Status": a.Status, "Description": a.Description, "VendorName": a.VendorName,
+		"ProductName": a.ProductName, "ProductComponent": a.ProductComponent,
+		"CompromisedEntity": a.CompromisedEntity,
+	}
+}
+
+// checkAgainstReference compares what Parse read of a record with what encoding/json reads
+// of the same bytes.
+func checkAgainstReference(t *testing.T, raw []byte, rec Record) {
+	top := refMembers(raw)
+	if top == nil {
+		if rec.Kind != KindUnknown {
+			t.Fatalf("a value that is not an object parsed as %s", rec.Kind)
+		}
+		return
+	}
+	props := refMembers(top["properties"])
+	switch rec.Kind {
+	case KindAlert:
+		// The alert's fields come from the record itself (flat shape) or from its properties
+		// (ARM shape): all of them from one of the two.
+		got := modelAlert(rec.Alert)
+		flat := refAlert(top)
+		if !reflect.DeepEqual(got, flat) && (props == nil || !reflect.DeepEqual(got, refAlert(props))) {
+			t.Fatalf("alert fields %q, encoding/json reads %q (flat) or properties %q", got, flat, refAlert(props))
+		}
+		src := top
+		if !reflect.DeepEqual(got, flat) {
+			src = props
+		}
+		if id := refText(src["systemalertid"]); id != "" && (rec.Alert.SystemAlertID != id || rec.ID != id) {
+			t.Fatalf("SystemAlertID %q, ID %q; encoding/json reads %q", rec.Alert.SystemAlertID, rec.ID, id)
+		}
+		// A time encoding/json's RFC 3339 reader takes must come out the same.
+		if s, ok := refTextOK(src["timegenerated"]); ok {
+			if want, err := time.Parse(time.RFC3339Nano, s); err == nil && !rec.Alert.TimeGenerated.Equal(want) {
+				t.Fatalf("TimeGenerated %v, time.Parse reads %q as %v", rec.Alert.TimeGenerated, s, want)
+			}
+		}
+		if s, ok := refTextOK(src["starttimeutc"]); ok {
+			if want, err := time.Parse(time.RFC3339Nano, s); err == nil && !rec.Alert.StartTime.Equal(want) {
+				t.Fatalf("StartTime %v, time.Parse reads %q as %v", rec.Alert.StartTime, s, want)
+			}
+		}
+	case KindRecommendation, KindSubAssessment, KindSecureScore, KindSecureScoreControl, KindRegulatoryCompliance:
+		if id := refText(top["id"]); rec.ID != id {
+			t.Fatalf("ID %q, encoding/json reads %q", rec.ID, id)
+		}
+		if rec.Kind == KindSecureScore || rec.Kind == KindSecureScoreControl {
+			if want := refText(props["displayname"]); rec.DisplayName != want {
+				t.Fatalf("DisplayName %q, encoding/json reads %q", rec.DisplayName, want)
+			}
+		}
+	case KindUnknown:
+		if rec.ID != "" || rec.DisplayName != "" || !rec.Time.IsZero() {
+			t.Fatalf("unknown record with fields: %+v", rec)
+		}
+	}
+}
+
+// refTextOK is refText for a member that is a JSON string.
+func refTextOK(v json.RawMessage) (string, bool) {
+	var s string
+	if json.Unmarshal(v, &s) != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// FuzzDecodeEntities compares the entity decoder with encoding/json (numbers as
+// json.Number): the same entities, value for value, whenever no reference is resolved, and
+// never a cycle or a value that does not encode.
+func FuzzDecodeEntities(f *testing.F) {
+	for _, name := range []string{"elastic_eventhub_alert.json", "mdc_readme_alert.json"} {
+		var m struct{ Entities json.RawMessage }
+		if err := json.Unmarshal(readTestdata(f, name), &m); err != nil {
+			f.Fatal(err)
+		}
+		f.Add([]byte(m.Entities))
+	}
+	for _, s := range []string{
+		`[]`, `[1,"x",null,{}]`, `[{"Type":"ip","Address":"10.0.0.1","n":1.50e3}]`,
+		`[{"$id":"1","Type":"host"},{"$ref":"1"},{"$REF":"2"}]`, `[{"a":{"$ref":"1"}},{"$id":"1","b":[{"$ref":"1"}]}]`,
+		`[{"a":1,"a":2,"A":3}]`, `[{"s":"\u00e9\ud83d\ude00\ufffd","bad":"` + "\xff" + `"}]`,
+		`[{"deep":` + strings.Repeat("[", 70) + strings.Repeat("]", 70) + `}]`, `[{"x":{"Type":"file","Name":"a"}}]`,
+		`{"not":"an array"}`, `[{"a":1}`, ` [ { "a" : [ 1 , 2 ] } ] `,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, v []byte) {
+		ents, nested := decodeEntities(v)
+		var ref []any
+		d := json.NewDecoder(bytes.NewReader(v))
+		d.UseNumber()
+		err := d.Decode(&ref)
+		if err == nil {
+			// decodeEntities takes only a whole document, as json.Unmarshal does.
+			if _, e := d.Token(); e != io.EOF {
+				err = errors.New("data after the array")
+			}
+		}
+		if err != nil || !json.Valid(v) {
+			if ents != nil || nested != nil {
+				t.Fatalf("entities from what encoding/json refuses as an array: %v", err)
+			}
+			return
+		}
+		var objs []map[string]any
+		for _, el := range ref {
+			if m, ok := el.(map[string]any); ok {
+				objs = append(objs, m)
+			}
+		}
+		if len(ents) != len(objs) {
+			t.Fatalf("%d entities, encoding/json reads %d objects", len(ents), len(objs))
+		}
+		if _, err := json.Marshal(struct{ E, N []Entity }{ents, nested}); err != nil {
+			t.Fatalf("entities do not encode: %v", err)
+		}
+		if hasRef(ref) {
+			return
+		}
+		for i, e := range ents {
+			b, err := json.Marshal(e.Fields)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var back map[string]any
+			d := json.NewDecoder(bytes.NewReader(b))
+			d.UseNumber()
+			if err := d.Decode(&back); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(back, objs[i]) {
+				t.Fatalf("entity %d = %v, encoding/json reads %v", i, back, objs[i])
+			}
+			if typ, ok := objs[i]["Type"].(string); ok && e.Type != strings.ToLower(typ) {
+				t.Fatalf("entity %d Type %q, want %q", i, e.Type, strings.ToLower(typ))
+			}
+		}
+	})
+}
+
+// hasRef reports whether v holds a {"$ref": "<id>"} object, which the decoder resolves.
+func hasRef(v any) bool {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, c := range x {
+			if _, ok := c.(string); ok && len(x) == 1 && strings.EqualFold(k, "$ref") {
+				return true
+			}
+			if hasRef(c) {
+				return true
+			}
+		}
+	case []any:
+		for _, c := range x {
+			if hasRef(c) {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -53,7 +53,25 @@ func readTime(v []byte) (time.Time, timeState) {
 	if t, ok := parseTimestamp(s); ok {
 		return t, timeRead
 	}
+	if t, ok := parseGoLayouts(s); ok {
+		return t, timeRead
+	}
 	return time.Time{}, timeUnreadable
+}
+
+// layoutNoZone is RFC 3339 without a zone, in time.Parse's notation.
+const layoutNoZone = "2006-01-02T15:04:05.999999999"
+
+// parseGoLayouts keeps what time.Parse accepted before parseTimestamp existed, such as a
+// one-digit hour, so that no time that was read once stops being read.
+func parseGoLayouts(s string) (time.Time, bool) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UTC(), true
+	}
+	if t, err := time.ParseInLocation(layoutNoZone, s, time.UTC); err == nil {
+		return t, true
+	}
+	return time.Time{}, false
 }
 
 // parseTime parses the text s as readTime does a JSON string, and returns the zero time for
@@ -63,7 +81,10 @@ func parseTime(s string) time.Time {
 	if t, ok := parseEpoch(s); ok {
 		return t
 	}
-	t, _ := parseTimestamp(s)
+	if t, ok := parseTimestamp(s); ok {
+		return t
+	}
+	t, _ := parseGoLayouts(s)
 	return t
 }
 
