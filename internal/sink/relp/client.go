@@ -290,7 +290,7 @@ func (c *Client) run(ctx context.Context, s *session, payloads [][]byte, todo []
 			}
 			return answered, unanswered(), s.cause()
 		case <-timer.C:
-			return answered, unanswered(), fmt.Errorf("relp: no answer within %s with %d transactions open", c.cfg.AckTimeout, len(window))
+			return answered, unanswered(), fmt.Errorf("relp: no answer within %s with %d transactions open: %w", c.cfg.AckTimeout, len(window), context.DeadlineExceeded)
 		case <-ctx.Done():
 			return answered, unanswered(), ctx.Err()
 		}
