@@ -96,3 +96,23 @@ func TestLineSeparators(t *testing.T) {
 		t.Errorf("event id %q, attributes %v", ev.header[4], got)
 	}
 }
+
+// TestDefaultValueCap: by default every attribute value stops at 1024 bytes, on a character
+// boundary, and the other attributes are all still there.
+func TestDefaultValueCap(t *testing.T) {
+	long := strings.Repeat("a", 1023) + "é" + strings.Repeat("b", 4000)
+	rec := &alert.Record{Kind: alert.KindAlert, Description: long, Status: "Active",
+		Alert: &alert.Alert{AlertType: "VM_X", DisplayName: long}}
+	out, err := newFormatter(t, nil).Format(nil, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := attrMap(parse(t, out))
+	want := strings.Repeat("a", 1023)
+	if got["description"] != want || got["alertName"] != want || got["status"] != "Active" || got["cat"] != "VM_X" {
+		t.Errorf("description %d bytes, alertName %d bytes, status %q, cat %q", len(got["description"]), len(got["alertName"]), got["status"], got["cat"])
+	}
+	if DefaultConfig().MaxValue != 1024 {
+		t.Errorf("default MaxValue %d", DefaultConfig().MaxValue)
+	}
+}

@@ -5,7 +5,9 @@
 //
 // The Open Collector's next hop is pipe-delimited, so every value is scrubbed the way
 // LogRhythm's own jq transforms scrub theirs: `|` becomes `-` and line breaks become spaces.
-// See MAPPING.md for which record field lands in which schema field.
+// Every value but original_message is then capped at Config.MaxValue bytes (4000 by default),
+// cut on a character boundary; original_message is capped only by MaxOriginalMessage (no cap
+// by default). See MAPPING.md for which record field lands in which schema field.
 package logrhythm
 
 import (

@@ -1,6 +1,7 @@
 package logrhythm
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/defender-siem/forwarder/internal/alert"
@@ -59,5 +60,27 @@ func TestTimeForms(t *testing.T) {
 				t.Errorf("time %q, want %q", got, want)
 			}
 		})
+	}
+}
+
+// TestDefaultValueCap: by default every value but original_message stops at 4000 bytes, on a
+// character boundary; original_message is whole.
+func TestDefaultValueCap(t *testing.T) {
+	long := strings.Repeat("a", 3999) + "é" + strings.Repeat("b", 4000)
+	raw := `{"AlertType":"VM_X","SystemAlertId":"s","Description":"` + long + `"}`
+	rec, err := alert.Parse([]byte(raw), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := newFormatter(t, nil).Format(nil, &rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := parseJSON(t, out)
+	if m["reason"] != strings.Repeat("a", 3999) || m["vmid"] != "VM_X" {
+		t.Errorf("reason %d bytes, vmid %q", len(m["reason"]), m["vmid"])
+	}
+	if m["original_message"] != raw {
+		t.Errorf("original_message cut: %d bytes of %d", len(m["original_message"]), len(raw))
 	}
 }
