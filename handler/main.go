@@ -25,6 +25,7 @@ import (
 	"github.com/defender-siem/forwarder/internal/config"
 	"github.com/defender-siem/forwarder/internal/deadletter"
 	"github.com/defender-siem/forwarder/internal/destination"
+	"github.com/defender-siem/forwarder/internal/operator"
 	"github.com/defender-siem/forwarder/internal/pipeline"
 	"github.com/defender-siem/forwarder/internal/secret"
 	"github.com/defender-siem/forwarder/internal/server"
@@ -47,12 +48,32 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+const usage = `usage: handler [command]
+
+Without a command the handler serves the Functions host: it listens on 127.0.0.1 at
+FUNCTIONS_CUSTOMHANDLER_PORT and reads its settings (Destinations__…, DeadLetter__…,
+Forwarder__…) from the environment. The host starts it so; to run it by hand, set those
+variables yourself.
+
+Commands:
+  deadletters <command>   list, show, replay or purge dead letters ("handler deadletters help")
+  version                 the build: module version, VCS revision and time, Go version
+  help                    this text
+`
+
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "deadletters" {
-		return deadletters(args[1:], stdout, stderr)
-	}
 	if len(args) > 0 {
-		fmt.Fprintf(stderr, "unknown command %q: run without arguments (as the Functions host does) or with \"deadletters\"\n", args[0])
+		switch args[0] {
+		case "deadletters":
+			return deadletters(args[1:], stdout, stderr)
+		case "help", "-h", "-help", "--help":
+			fmt.Fprint(stdout, usage)
+			return 0
+		case "version", "--version":
+			fmt.Fprint(stdout, version())
+			return 0
+		}
+		fmt.Fprintf(stderr, "unknown command %q: run without arguments (as the Functions host does), or see \"handler help\"\n", args[0])
 		return 2
 	}
 	appRoot := os.Getenv("FUNCTIONS_APP_ROOT_PATH")
@@ -74,6 +95,30 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return serve(cfg, app, stderr)
 }
 
+// version describes the build from the information the Go toolchain stamps into the binary.
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "handler: no build information in this binary\n"
+	}
+	settings := map[string]string{}
+	for _, s := range bi.Settings {
+		settings[s.Key] = s.Value
+	}
+	orUnknown := func(v string) string {
+		if v == "" {
+			return "unknown"
+		}
+		return v
+	}
+	revision := orUnknown(settings["vcs.revision"])
+	if settings["vcs.modified"] == "true" {
+		revision += " (modified)"
+	}
+	return fmt.Sprintf("handler %s\nmodule:   %s\nrevision: %s\ntime:     %s\ngo:       %s\n",
+		orUnknown(bi.Main.Version), bi.Main.Path, revision, orUnknown(settings["vcs.time"]), bi.GoVersion)
+}
+
 func startupError(stderr io.Writer, err error) int {
 	fmt.Fprintf(stderr, "configuration error, the handler will not start:\n%v\n", err)
 	return 2
@@ -91,6 +136,24 @@ func (a *app) close() {
 	for _, d := range a.dests {
 		_ = d.Sink.Close()
 	}
+}
+
+// operator is the dead-letter operator over the lazily opened store, for the HTTP functions and
+// the command line alike.
+func (a *app) operator() *operator.Operator {
+	return operator.New(operator.Options{
+		Open: func(ctx context.Context) (operator.Store, error) {
+			s, err := a.store.get(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return s, nil
+		},
+		Destinations: a.dests,
+		MaxAttempts:  a.store.cfg.MaxAttempts,
+		Logger:       a.log,
+		Scrub:        a.scrub.String,
+	})
 }
 
 // build turns the configuration into a running pipeline. It does no network I/O, so the handler
@@ -135,7 +198,7 @@ func serve(cfg *config.Config, a *app, stderr io.Writer) int {
 	baseCtx, cancelBase := context.WithCancel(context.Background())
 	defer cancelBase()
 	srv := &http.Server{
-		Handler: server.New(a.pipeline, ops{a}, server.Options{FunctionTimeout: cfg.FunctionTimeout, MaxRequestBytes: cfg.MaxRequestBytes,
+		Handler: server.New(a.pipeline, a.operator(), server.Options{FunctionTimeout: cfg.FunctionTimeout, MaxRequestBytes: cfg.MaxRequestBytes,
 			BodyReadTimeout: cfg.BodyReadTimeout, Logger: a.log}),
 		// The body has its own deadline, from the end of the headers (server.Options);
 		// ReadTimeout is the backstop for a request no route reads, whose body the server

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/defender-siem/forwarder/internal/dev/hostsim"
-	"github.com/defender-siem/forwarder/internal/server"
+	"github.com/defender-siem/forwarder/internal/operator"
 )
 
 // deadLettersCall invokes the operator's HTTP function and decodes the "res" output.
@@ -53,11 +53,11 @@ func TestOperatorHTTPFunction(t *testing.T) {
 		t.Fatalf("forward: %v", err)
 	}
 
-	var counts server.CountsView
+	var counts operator.CountsView
 	if code := r.deadLettersCall(t, "GET", "deadletters", nil, "", &counts); code != 200 || counts.Total != 3 || counts.Destinations["splunk"]["rejected"].Active != 3 {
 		t.Fatalf("counts: HTTP %d %+v", code, counts)
 	}
-	var list []server.LetterView
+	var list []operator.LetterView
 	if code := r.deadLettersCall(t, "GET", "deadletters/list?destination=splunk", map[string]string{"action": "list"}, "", &list); code != 200 || len(list) != 3 {
 		t.Fatalf("list: HTTP %d %d letters", code, len(list))
 	}
@@ -65,7 +65,7 @@ func TestOperatorHTTPFunction(t *testing.T) {
 		t.Errorf("list entry %+v: want coordinates and no payload", list[0])
 	}
 	// Message 41 holds one record, the ARM-shaped alert, stored as sent.
-	var one server.LetterView
+	var one operator.LetterView
 	if code := r.deadLettersCall(t, "GET", "deadletters/show/splunk/"+list[1].ID, map[string]string{"action": "show", "destination": "splunk", "id": list[1].ID}, "", &one); code != 200 {
 		t.Fatalf("show: HTTP %d", code)
 	}

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,12 +9,11 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/defender-siem/forwarder/internal/deadletter"
 	"github.com/defender-siem/forwarder/internal/hostproto"
+	"github.com/defender-siem/forwarder/internal/operator"
 	"github.com/defender-siem/forwarder/internal/replay"
-	"github.com/defender-siem/forwarder/internal/sink"
 )
 
 // operatorRequestBytes bounds the envelope of a timer or operator invocation: an HTTP request
@@ -28,108 +26,14 @@ const (
 	DeadLettersFunction = "DeadLetters"
 )
 
-// Operator is what an operator can do with dead letters; the HTTP function and the command line
-// both go through it.
+// Operator is what the DeadLetters and ReplayDeadLetters functions ask of the dead letters;
+// *operator.Operator is one, the same one the command line uses.
 type Operator interface {
-	Counts(ctx context.Context) (map[string]map[sink.Reason]deadletter.Count, error)
-	List(ctx context.Context, opts deadletter.ListOptions) ([]deadletter.Letter, error)
-	Get(ctx context.Context, destination, id string) (deadletter.Letter, error)
-	Purge(ctx context.Context, opts deadletter.ListOptions) (int, error)
-	Replay(ctx context.Context, opts replay.Options) (replay.Result, error)
-}
-
-// LetterView is how a letter is shown to an operator (JSON).
-type LetterView struct {
-	Destination    string    `json:"destination"`
-	ID             string    `json:"id"`
-	Kind           string    `json:"kind,omitempty"`
-	Reason         string    `json:"reason"`
-	Error          string    `json:"error,omitempty"`
-	Attempts       int       `json:"attempts"`
-	Parked         bool      `json:"parked"`
-	FirstFailure   time.Time `json:"firstFailure"`
-	LastFailure    time.Time `json:"lastFailure"`
-	Partition      string    `json:"eventHubPartition"`
-	SequenceNumber int64     `json:"sequenceNumber"`
-	Offset         string    `json:"offset,omitempty"`
-	EnqueuedTime   time.Time `json:"enqueuedTime"`
-	RecordIndex    int       `json:"recordIndex"`
-	AlertID        string    `json:"alertId,omitempty"`
-	Severity       string    `json:"severity,omitempty"`
-	// Record is the stored record when it is JSON; RecordBase64 holds it otherwise.
-	Record       json.RawMessage `json:"record,omitempty"`
-	RecordBase64 string          `json:"recordBase64,omitempty"`
-}
-
-// View renders a letter; the payload only when withPayload.
-func View(l deadletter.Letter, withPayload bool) LetterView {
-	v := LetterView{Destination: l.Destination, ID: l.ID, Kind: l.Kind, Reason: string(l.Reason), Error: l.Error,
-		Attempts: l.Attempts, Parked: l.Parked, FirstFailure: l.FirstFailure, LastFailure: l.LastFailure,
-		Partition: l.Coordinates.Partition, SequenceNumber: l.Coordinates.SequenceNumber, Offset: l.Coordinates.Offset,
-		EnqueuedTime: l.Coordinates.EnqueuedTime, RecordIndex: l.Coordinates.Index, AlertID: l.AlertID, Severity: l.Severity}
-	if withPayload {
-		if utf8.Valid(l.Payload) && json.Valid(l.Payload) {
-			v.Record = l.Payload
-		} else {
-			v.RecordBase64 = base64.StdEncoding.EncodeToString(l.Payload)
-		}
-	}
-	return v
-}
-
-// CountsView is the body of the counts answer.
-type CountsView struct {
-	Total        int                                         `json:"total"`
-	Parked       int                                         `json:"parked"`
-	Destinations map[string]map[sink.Reason]deadletter.Count `json:"destinations"`
-}
-
-// NewCountsView totals counts.
-func NewCountsView(c map[string]map[sink.Reason]deadletter.Count) CountsView {
-	v := CountsView{Destinations: c}
-	for _, byReason := range c {
-		for _, n := range byReason {
-			v.Total += n.Active + n.Parked
-			v.Parked += n.Parked
-		}
-	}
-	return v
-}
-
-// ReplayRequest is the body of a replay or purge request, and what the command line's flags
-// fill in.
-type ReplayRequest struct {
-	Destination   string `json:"destination"`
-	ID            string `json:"id"`
-	Since         string `json:"since"`
-	IncludeParked bool   `json:"includeParked"`
-	Limit         int    `json:"limit"`
-	// Confirm must repeat the destination (or say "all destinations") for a purge.
-	Confirm string `json:"confirm"`
-}
-
-// PurgeConfirmation returns the text a purge of destination must be confirmed with.
-func PurgeConfirmation(destination string) string {
-	if destination == "" {
-		return "all destinations"
-	}
-	return destination
-}
-
-// ListOptions turns the request into store options.
-func (q ReplayRequest) ListOptions() (deadletter.ListOptions, error) {
-	o := deadletter.ListOptions{Destination: q.Destination, IncludeParked: q.IncludeParked, Limit: q.Limit}
-	if q.Since != "" {
-		t, err := hostproto.ParseTime(q.Since)
-		if err != nil {
-			return o, fmt.Errorf("since: %w", err)
-		}
-		o.Since = t
-	}
-	if q.Limit < 0 {
-		return o, errors.New("limit must not be negative")
-	}
-	return o, nil
+	Counts(ctx context.Context) (operator.CountsView, error)
+	List(ctx context.Context, q operator.Request) ([]deadletter.Letter, error)
+	Show(ctx context.Context, destination, id string) (deadletter.Letter, error)
+	Replay(ctx context.Context, q operator.Request) (replay.Result, error)
+	Purge(ctx context.Context, q operator.Request) (int, error)
 }
 
 // httpRequest is Data.req of an HTTP-triggered invocation.
@@ -224,9 +128,9 @@ func deadLetters(op Operator, opts Options) http.HandlerFunc {
 				storeFailed(w, log, err)
 				return
 			}
-			httpAnswer(w, http.StatusOK, NewCountsView(c))
+			httpAnswer(w, http.StatusOK, c)
 		case action == "list" && method == http.MethodGet:
-			q := ReplayRequest{Destination: hr.query("destination"), Since: hr.query("since"), IncludeParked: hr.query("parked") == "true"}
+			q := operator.Request{Destination: hr.query("destination"), Since: hr.query("since"), IncludeParked: hr.query("parked") == "true"}
 			if hr.param("destination") != "" {
 				q.Destination = hr.param("destination")
 			}
@@ -239,73 +143,68 @@ func deadLetters(op Operator, opts Options) http.HandlerFunc {
 				}
 				q.Limit = n
 			}
-			lo, err := q.ListOptions()
+			ls, err := op.List(ctx, q)
 			if err != nil {
-				httpAnswer(w, http.StatusBadRequest, errorBody{err.Error()})
+				operatorFailed(w, log, err)
 				return
 			}
-			ls, err := op.List(ctx, lo)
-			if err != nil {
-				storeFailed(w, log, err)
-				return
-			}
-			views := make([]LetterView, len(ls))
+			views := make([]operator.LetterView, len(ls))
 			for i, l := range ls {
-				views[i] = View(l, false)
+				views[i] = operator.View(l, false)
 			}
 			httpAnswer(w, http.StatusOK, views)
 		case action == "show" && method == http.MethodGet:
-			l, err := op.Get(ctx, hr.param("destination"), hr.param("id"))
-			switch {
-			case errors.Is(err, deadletter.ErrNotFound):
-				httpAnswer(w, http.StatusNotFound, errorBody{err.Error()})
-			case errors.Is(err, deadletter.ErrCorrupt):
-				httpAnswer(w, http.StatusUnprocessableEntity, errorBody{err.Error()})
-			case err != nil:
-				storeFailed(w, log, err)
-			default:
-				httpAnswer(w, http.StatusOK, View(l, true))
+			l, err := op.Show(ctx, hr.param("destination"), hr.param("id"))
+			if err != nil {
+				operatorFailed(w, log, err)
+				return
 			}
+			httpAnswer(w, http.StatusOK, operator.View(l, true))
 		case (action == "replay" || action == "purge") && method == http.MethodPost:
-			var q ReplayRequest
+			var q operator.Request
 			if b := hr.body(); len(strings.TrimSpace(string(b))) > 0 {
 				if err := json.Unmarshal(b, &q); err != nil {
 					httpAnswer(w, http.StatusBadRequest, errorBody{"body: " + err.Error()})
 					return
 				}
 			}
-			lo, err := q.ListOptions()
-			if err != nil {
-				httpAnswer(w, http.StatusBadRequest, errorBody{err.Error()})
-				return
-			}
 			if action == "purge" {
-				if q.Confirm != PurgeConfirmation(q.Destination) {
-					httpAnswer(w, http.StatusBadRequest, errorBody{fmt.Sprintf("a purge deletes dead letters for good: repeat %q in the confirm field", PurgeConfirmation(q.Destination))})
-					return
-				}
-				n, err := op.Purge(ctx, lo)
+				n, err := op.Purge(ctx, q)
 				if err != nil {
-					storeFailed(w, log, err)
+					operatorFailed(w, log, err)
 					return
 				}
 				log.Warn("dead letters purged by an operator", "destination", q.Destination, "count", n)
 				httpAnswer(w, http.StatusOK, map[string]int{"purged": n})
 				return
 			}
-			res, err := op.Replay(ctx, replay.Options{Destination: q.Destination, ID: q.ID, Since: lo.Since, IncludeParked: q.IncludeParked, Limit: q.Limit})
-			if errors.Is(err, replay.ErrUnknownDestination) {
-				httpAnswer(w, http.StatusBadRequest, errorBody{err.Error()})
-				return
-			}
+			res, err := op.Replay(ctx, q)
 			if err != nil {
-				storeFailed(w, log, err)
+				operatorFailed(w, log, err)
 				return
 			}
 			httpAnswer(w, http.StatusOK, res)
 		default:
 			httpAnswer(w, http.StatusNotFound, errorBody{"use GET deadletters, GET deadletters/list, GET deadletters/show/{destination}/{id}, POST deadletters/replay or POST deadletters/purge"})
 		}
+	}
+}
+
+// operatorFailed answers an action that did not succeed: the caller's mistake (400), a letter
+// that is not there (404) or cannot be read back (422), or the store (503).
+func operatorFailed(w http.ResponseWriter, log interface{ Error(string, ...any) }, err error) {
+	var up *operator.UnconfirmedPurgeError
+	switch {
+	case errors.As(err, &up):
+		httpAnswer(w, http.StatusBadRequest, errorBody{fmt.Sprintf("a purge deletes dead letters for good: repeat %q in the confirm field", up.Want)})
+	case operator.IsBadRequest(err):
+		httpAnswer(w, http.StatusBadRequest, errorBody{err.Error()})
+	case errors.Is(err, deadletter.ErrNotFound):
+		httpAnswer(w, http.StatusNotFound, errorBody{err.Error()})
+	case errors.Is(err, deadletter.ErrCorrupt):
+		httpAnswer(w, http.StatusUnprocessableEntity, errorBody{err.Error()})
+	default:
+		storeFailed(w, log, err)
 	}
 }
 
@@ -330,7 +229,7 @@ func replayTimer(op Operator, opts Options) http.HandlerFunc {
 		_, answerBy := Budget(time.Now(), opts.FunctionTimeout)
 		ctx, cancel := context.WithDeadline(req.Context(), answerBy)
 		defer cancel()
-		res, err := op.Replay(ctx, replay.Options{Limit: ReplayBatch})
+		res, err := op.Replay(ctx, operator.Request{Limit: ReplayBatch})
 		line := fmt.Sprintf("replay: considered=%d delivered=%d failed=%d parked=%d skipped=%d", res.Considered, res.Delivered, res.Failed, res.Parked, res.Skipped)
 		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 			log.Error("dead-letter replay stopped", "err", err.Error())
