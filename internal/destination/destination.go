@@ -40,6 +40,9 @@ var types = map[string]typeInfo{
 	"cef":        {build: buildCEF, kinds: siemKinds, entities: true},
 	"leef":       {build: buildLEEF, kinds: siemKinds, entities: true},
 	"logrhythm":  {build: buildLogRhythm, kinds: siemKinds, entities: true},
+
+	"log_analytics": {build: buildLogAnalytics, kinds: nil},
+	"xsiam":         {build: buildXSIAM, kinds: siemKinds},
 }
 
 // Types lists the supported destination types.
