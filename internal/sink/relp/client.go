@@ -342,15 +342,46 @@ func (c *Client) open(ctx context.Context) (*session, error) {
 	var (
 		conn net.Conn
 		err  error
+		// asked says the server asked for a client certificate, and whether one was sent.
+		asked, sent bool
 	)
 	if c.cfg.TLS != nil {
-		conn, err = (&tls.Dialer{NetDialer: d, Config: c.cfg.TLS}).DialContext(ctx, "tcp", c.cfg.Address)
+		tc := c.cfg.TLS.Clone()
+		certs := tc.Certificates
+		tc.Certificates = nil
+		tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			asked = true
+			if len(certs) == 0 {
+				return &tls.Certificate{}, nil
+			}
+			sent = true
+			return &certs[0], nil
+		}
+		conn, err = (&tls.Dialer{NetDialer: d, Config: tc}).DialContext(ctx, "tcp", c.cfg.Address)
 	} else {
 		conn, err = d.DialContext(ctx, "tcp", c.cfg.Address)
 	}
 	if err != nil {
 		return nil, err
 	}
+	s, err := c.handshake(ctx, conn)
+	if err != nil && asked && errors.Is(err, errClosedAtOpen) {
+		// With TLS 1.3 a server that rejects the client's certificate just closes after the
+		// handshake (imrelp does, without an alert): say what most likely happened.
+		if !sent {
+			return nil, sink.Permanent(sink.ReasonUnauthorized, fmt.Errorf(
+				"relp %s: the receiver asks for a TLS client certificate and none is configured (set ClientCert and ClientKey): %w", c.cfg.Address, err))
+		}
+		return nil, fmt.Errorf("the receiver closed the session right after the TLS handshake; it may not accept the client certificate (for imrelp see tls.authMode and tls.permittedPeer): %w", err)
+	}
+	return s, err
+}
+
+// errClosedAtOpen marks a session that ended before the open was answered.
+var errClosedAtOpen = errors.New("the receiver closed the connection before answering open")
+
+// handshake runs the open transaction on a new connection.
+func (c *Client) handshake(ctx context.Context, conn net.Conn) (*session, error) {
 	s := newSession(conn, c.firstTxnr)
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
@@ -361,6 +392,14 @@ func (c *Client) open(ctx context.Context) (*session, error) {
 		return nil, err
 	}
 	if err := s.write(frame, c.cfg.DialTimeout); err != nil {
+		// With TLS 1.3 a server that refuses the client's certificate says so only after the
+		// handshake, in an alert the reader may already hold: that says more than the broken
+		// pipe the write saw.
+		if rerr := s.alert(time.Second); rerr != nil {
+			err = rerr
+		} else if s.ended() {
+			err = fmt.Errorf("%w (%w)", errClosedAtOpen, err)
+		}
 		_ = s.shut()
 		return nil, fmt.Errorf("relp: open: %w", err)
 	}
@@ -382,7 +421,7 @@ func (c *Client) open(ctx context.Context) (*session, error) {
 			select {
 			case <-s.dead:
 				_ = s.shut()
-				return nil, fmt.Errorf("relp: open: %w", s.cause())
+				return nil, fmt.Errorf("relp: open: %w (%w)", errClosedAtOpen, s.cause())
 			default:
 				continue
 			}
@@ -439,8 +478,11 @@ func (c *Client) classify(err error) error {
 		ae   tls.AlertError
 		rhe  tls.RecordHeaderError
 		nerr net.Error
+		se   *sink.Error
 	)
 	switch {
+	case errors.As(err, &se):
+		return err
 	case errors.As(err, &cve), errors.As(err, &ua), errors.As(err, &he), errors.As(err, &ci):
 		return sink.Permanent(sink.ReasonUnauthorized, fmt.Errorf(
 			"relp %s: the receiver's TLS certificate is not trusted (set the TLS CA file to the CA that signed it, or the TLS server name to a name in the certificate): %w",
@@ -582,6 +624,33 @@ func (s *session) cause() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.err
+}
+
+// ended reports whether the reader has stopped.
+func (s *session) ended() bool {
+	select {
+	case <-s.dead:
+		return true
+	default:
+		return false
+	}
+}
+
+// alert waits up to wait for the reader to stop and returns its error if that is a TLS alert
+// from the peer.
+func (s *session) alert(wait time.Duration) error {
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-s.dead:
+	case <-timer.C:
+		return nil
+	}
+	var ae tls.AlertError
+	if err := s.cause(); errors.As(err, &ae) {
+		return err
+	}
+	return nil
 }
 
 // closeTxn runs the close transaction, waiting at most wait for its answer.

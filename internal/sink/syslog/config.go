@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/defender-siem/forwarder/internal/sink/relp"
 	"github.com/defender-siem/forwarder/internal/sink/tlsconf"
 )
 
@@ -22,17 +23,24 @@ const (
 
 // Config holds a syslog destination's settings.
 type Config struct {
-	// Address is "tcp://host:port", "tls://host:port" or "udp://host:port".
+	// Address is "tcp://host:port", "tls://host:port", "udp://host:port", or
+	// "relp://host:port" and "relp+tls://host:port" for RELP (rsyslog's imrelp), plain or with
+	// TLS from the first byte.
 	Address string
 	// Framing is FramingOctetCounting (default) or FramingLF on tcp; tls always counts
-	// octets, as RFC 5425 requires; udp sends one message per datagram and ignores it.
+	// octets, as RFC 5425 requires; udp sends one message per datagram and RELP one message per
+	// transaction, and both ignore it.
 	Framing string
-	// TLS configures tls:// (verification on, the CA file as the usual way to trust a private
-	// SIEM). ServerName defaults to the host of Address.
+	// TLS configures tls:// and relp+tls:// (verification on, the CA file as the usual way to
+	// trust a private SIEM). ServerName defaults to the host of Address.
 	TLS tlsconf.Config
+	// Window is how many RELP transactions may wait for their answer at once (relp:// and
+	// relp+tls:// only).
+	Window int
 	// DialTimeout bounds connecting, including the TLS handshake.
 	DialTimeout time.Duration
-	// WriteTimeout bounds writing one batch.
+	// WriteTimeout bounds writing one batch; over RELP it bounds one write and also how long
+	// the client waits for an answer while transactions are open.
 	WriteTimeout time.Duration
 	// CloseCheck is how long Send waits after writing a batch for the receiver to close or
 	// reset the connection, the only sign of trouble syslog over TCP gives. Zero skips the
@@ -48,10 +56,11 @@ type Config struct {
 const TruncationMarker = "...[truncated]"
 
 // DefaultConfig returns the defaults: octet counting, 10 s to connect, 30 s to write, 20 ms
-// close check, 2048-byte datagrams.
+// close check, 2048-byte datagrams, a RELP window of 128.
 func DefaultConfig() Config {
 	return Config{
 		Framing:      FramingOctetCounting,
+		Window:       relp.DefaultConfig().Window,
 		DialTimeout:  10 * time.Second,
 		WriteTimeout: 30 * time.Second,
 		CloseCheck:   20 * time.Millisecond,
@@ -59,9 +68,19 @@ func DefaultConfig() Config {
 	}
 }
 
+// The RELP schemes.
+const (
+	schemeRELP    = "relp"
+	schemeRELPTLS = "relp+tls"
+)
+
 type endpoint struct {
 	scheme, hostport, host string
 }
+
+func (e endpoint) relp() bool { return e.scheme == schemeRELP || e.scheme == schemeRELPTLS }
+
+func (e endpoint) tls() bool { return e.scheme == "tls" || e.scheme == schemeRELPTLS }
 
 func parseAddress(s string) (endpoint, error) {
 	u, err := url.Parse(s)
@@ -69,9 +88,9 @@ func parseAddress(s string) (endpoint, error) {
 		return endpoint{}, fmt.Errorf("Address %q: %w", s, err)
 	}
 	switch u.Scheme {
-	case "tcp", "tls", "udp":
+	case "tcp", "tls", "udp", schemeRELP, schemeRELPTLS:
 	default:
-		return endpoint{}, fmt.Errorf("Address %q: want tcp://, tls:// or udp://host:port", s)
+		return endpoint{}, fmt.Errorf("Address %q: want tcp://, tls://, udp://, relp:// or relp+tls://host:port", s)
 	}
 	if u.Path != "" || u.RawQuery != "" || u.User != nil {
 		return endpoint{}, fmt.Errorf("Address %q: want only scheme://host:port", s)
@@ -102,7 +121,7 @@ func (c Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("Framing %q: want %q or %q", c.Framing, FramingOctetCounting, FramingLF))
 	}
-	if ep.scheme == "tls" {
+	if ep.tls() {
 		if err := c.TLS.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("TLS: %w", err))
 		}
@@ -115,6 +134,9 @@ func (c Config) Validate() error {
 	}
 	if c.CloseCheck < 0 || c.CloseCheck > 5*time.Second {
 		errs = append(errs, errors.New("CloseCheck must be between 0 and 5s"))
+	}
+	if c.Window < relp.MinWindow || c.Window > relp.MaxWindow {
+		errs = append(errs, fmt.Errorf("Window %d: want %d to %d", c.Window, relp.MinWindow, relp.MaxWindow))
 	}
 	if c.MaxDatagram < 480 || c.MaxDatagram > 65507 {
 		errs = append(errs, fmt.Errorf("MaxDatagram %d: want 480 to 65507", c.MaxDatagram))

@@ -6,6 +6,10 @@
 //
 // UDP has no acknowledgement at all: a datagram the network or the receiver drops is lost
 // without any error. Prefer TLS.
+//
+// relp:// and relp+tls:// addresses send each message as one RELP transaction (package relp):
+// a message counts as delivered only when the receiver answered it 200, which closes the gap
+// TCP and TLS leave. Prefer relp+tls:// where the collector is rsyslog.
 package syslog
 
 import (
@@ -22,6 +26,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/defender-siem/forwarder/internal/sink"
+	"github.com/defender-siem/forwarder/internal/sink/relp"
 )
 
 var _ sink.Sink = (*Client)(nil)
@@ -41,6 +46,8 @@ type Client struct {
 	conn net.Conn
 	buf  []byte
 	done bool
+	// relp sends instead when Address is relp:// or relp+tls://.
+	relp *relp.Client
 }
 
 // New validates cfg and returns a client. It does not connect: the first Send does.
@@ -53,7 +60,7 @@ func New(cfg Config, logger *slog.Logger) (*Client, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Client{cfg: cfg, ep: ep, log: logger.With("sink", "syslog", "address", cfg.Address), lf: cfg.Framing == FramingLF && ep.scheme == "tcp"}
-	if ep.scheme == "tls" {
+	if ep.tls() {
 		tc, err := cfg.TLS.Build()
 		if err != nil {
 			return nil, fmt.Errorf("syslog sink: TLS: %w", err)
@@ -62,6 +69,20 @@ func New(cfg Config, logger *slog.Logger) (*Client, error) {
 			tc.ServerName = ep.host
 		}
 		c.tls = tc
+	}
+	if ep.relp() {
+		rc := relp.DefaultConfig()
+		rc.Address = ep.hostport
+		rc.TLS = c.tls
+		rc.Window = cfg.Window
+		rc.DialTimeout = cfg.DialTimeout
+		rc.WriteTimeout = cfg.WriteTimeout
+		rc.AckTimeout = cfg.WriteTimeout
+		client, err := relp.New(rc, logger)
+		if err != nil {
+			return nil, fmt.Errorf("syslog sink: %w", err)
+		}
+		c.relp = client
 	}
 	return c, nil
 }
@@ -74,7 +95,13 @@ func New(cfg Config, logger *slog.Logger) (*Client, error) {
 // for a close or reset. Any failure marks the whole batch retryable, since any part of it may
 // be lost. A receiver that dies after that wait can still lose the last batch's tail: that is
 // the limit of syslog without an application acknowledgement (RELP).
+//
+// Over relp:// and relp+tls:// every payload is one transaction and nil means the receiver
+// answered it 200 (see relp.Client.Send).
 func (c *Client) Send(ctx context.Context, payloads [][]byte) []error {
+	if c.relp != nil {
+		return c.relp.Send(ctx, payloads)
+	}
 	errs := make([]error, len(payloads))
 	if len(payloads) == 0 {
 		return errs
@@ -97,8 +124,11 @@ func (c *Client) Send(ctx context.Context, payloads [][]byte) []error {
 	return errs
 }
 
-// Close closes the connection (TLS sends close_notify).
+// Close closes the connection (TLS sends close_notify; RELP ends its session with close).
 func (c *Client) Close() error {
+	if c.relp != nil {
+		return c.relp.Close()
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.done = true
