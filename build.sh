@@ -50,6 +50,7 @@ need_apt() {
   local missing=()
   command -v rsyslogd >/dev/null || missing+=(rsyslog)
   [ -e /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so ] || missing+=(rsyslog-gnutls)
+  [ -e /usr/lib/x86_64-linux-gnu/rsyslog/imrelp.so ] || missing+=(rsyslog-relp)
   command -v lognormalizer >/dev/null || missing+=(liblognorm-utils)
   command -v openssl >/dev/null || missing+=(openssl)
   if [ ${#missing[@]} -gt 0 ]; then

@@ -2,6 +2,7 @@ package destination
 
 import (
 	"log/slog"
+	"strings"
 
 	"github.com/defender-siem/forwarder/internal/alert"
 	"github.com/defender-siem/forwarder/internal/format"
@@ -9,6 +10,7 @@ import (
 	"github.com/defender-siem/forwarder/internal/format/leef"
 	syslogformat "github.com/defender-siem/forwarder/internal/format/syslog"
 	"github.com/defender-siem/forwarder/internal/pipeline"
+	"github.com/defender-siem/forwarder/internal/sink/relp"
 	syslogsink "github.com/defender-siem/forwarder/internal/sink/syslog"
 )
 
@@ -49,7 +51,7 @@ func readSeverityMap(r *reader, high, medium, low, info, none *string) {
 
 func readSyslogSink(r *reader) syslogsink.Config {
 	c := syslogsink.DefaultConfig()
-	c.Address = r.required("Address", "tcp://host:port, tls://host:port or udp://host:port")
+	c.Address = r.required("Address", "tcp://host:port, tls://host:port, udp://host:port, relp://host:port or relp+tls://host:port")
 	c.Framing = r.oneOf("Framing", c.Framing, syslogsink.FramingOctetCounting, syslogsink.FramingLF)
 	c.TLS = readTLS(r)
 	c.DialTimeout = r.duration("DialTimeout", c.DialTimeout)
@@ -60,6 +62,10 @@ func readSyslogSink(r *reader) syslogsink.Config {
 		c.CloseCheck = r.duration("CloseCheck", c.CloseCheck)
 	}
 	c.MaxDatagram = r.integer("MaxDatagram", c.MaxDatagram, 480, 65000)
+	if _, set := r.raw("Window"); set && !strings.HasPrefix(strings.ToLower(c.Address), "relp") {
+		r.fail("Window", "applies only to relp:// and relp+tls:// addresses")
+	}
+	c.Window = r.integer("Window", c.Window, relp.MinWindow, relp.MaxWindow)
 	return c
 }
 
