@@ -156,3 +156,34 @@ func TestTricklingBodyIsCutAndTheHandlerStaysHealthy(t *testing.T) {
 		t.Errorf("receiver got %d events, want the next invocation's one", r.hec.Count())
 	}
 }
+
+// padded is an invocation body of exactly size bytes: a valid envelope with no events and a
+// long padding member, made as it is sent.
+func padded(size int64) io.Reader {
+	head := `{"Data":{"events":"[]"},"Metadata":{},"Padding":"`
+	tail := `"}`
+	return io.MultiReader(strings.NewReader(head), io.LimitReader(zeros{}, size-int64(len(head)+len(tail))), strings.NewReader(tail))
+}
+
+// The default limits let a body as large as Forwarder__MaxRequestBytes arrive over loopback,
+// with most of the default body read timeout to spare.
+func TestBodyAtTheDefaultLimitArrivesInTime(t *testing.T) {
+	r := start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const size = 256 << 20 // config.DefaultMaxRequestBytes
+	began := time.Now()
+	res, err := r.host.InvokeStream(ctx, "ForwardAlerts", padded(size), size)
+	elapsed := time.Since(began)
+	if err != nil {
+		t.Fatalf("no answer: %v\n%s", err, r.stdout)
+	}
+	t.Logf("%d MiB body answered HTTP %d after %v", size>>20, res.Status, elapsed)
+	// Read whole (neither refused with 413 nor cut with 408) and decoded: an empty batch.
+	if !res.Succeeded() || !strings.Contains(string(res.Body), "events=0") {
+		t.Fatalf("HTTP %d %s, want the answer to an empty batch", res.Status, res.Body)
+	}
+	if elapsed > 15*time.Second {
+		t.Errorf("reading %d MiB took %v: too close to the one-minute default", size>>20, elapsed)
+	}
+}
