@@ -22,7 +22,7 @@ import (
 )
 
 // roleHint is what a 401/403 needs the operator to do.
-const roleHint = "the forwarder's identity needs the \"Monitoring Metrics Publisher\" role on the data collection rule (role assignments can take 30 minutes to apply)"
+const roleHint = "the forwarder's identity needs the \"Monitoring Metrics Publisher\" role on the data collection rule (a new role assignment can take some minutes to apply)"
 
 // classify maps an Upload error onto the sink vocabulary, as one line without secrets.
 func (c *Client) classify(err error, stream string) error {
