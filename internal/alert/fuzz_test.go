@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math/big"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -362,4 +363,97 @@ func hasRef(v any) bool {
 		}
 	}
 	return false
+}
+
+// FuzzParseEpoch holds the epoch reader to exact rational arithmetic: a JSON number is
+// seconds, or milliseconds from 1e11 on, truncated to the nanosecond.
+func FuzzParseEpoch(f *testing.F) {
+	for _, s := range []string{"0", "-0", "1683811029", "1683811029.017", "1683811029017", "1.683811029017e9",
+		"-1.5", "99999999999", "100000000000", "253402300799", "253402300800", "253402300799999", "1e-20",
+		"1e00001", "0.000000001", "12.3456789012345", "1E+2", "-0.0e0", "00", "1.", ".5", "1e", "--1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := parseEpoch(s)
+		isNumber := json.Valid([]byte(s)) && len(s) > 0 && (s[0] == '-' || isDigit(s[0])) && !strings.ContainsAny(s, " \t\r\n")
+		if !isNumber {
+			if ok {
+				t.Fatalf("parseEpoch(%q) = %v, but it is no JSON number", s, got)
+			}
+			return
+		}
+		r, exact := new(big.Rat).SetString(s)
+		if !exact {
+			return // an exponent too large for big.Rat: nothing to compare with
+		}
+		abs := new(big.Rat).Abs(r)
+		scale := big.NewRat(1e9, 1)
+		if abs.Cmp(big.NewRat(epochMillisFrom, 1)) >= 0 {
+			scale = big.NewRat(1e6, 1)
+		}
+		ns := new(big.Rat).Mul(r, scale)
+		total := new(big.Int).Quo(ns.Num(), ns.Denom()) // truncated toward zero
+		sec, nsec := new(big.Int).QuoRem(total, big.NewInt(1e9), new(big.Int))
+		if sec.CmpAbs(big.NewInt(maxEpochSeconds)) > 0 {
+			if ok {
+				t.Fatalf("parseEpoch(%q) = %v, past the year 9999", s, got)
+			}
+			return
+		}
+		want := time.Unix(sec.Int64(), nsec.Int64()).UTC()
+		if !ok || !got.Equal(want) {
+			t.Fatalf("parseEpoch(%q) = %v, %v; want %v", s, got, ok, want)
+		}
+	})
+}
+
+// FuzzParseTimestamp holds the timestamp reader to time.Parse: where time.Parse reads RFC
+// 3339 (with or without a zone), the reader reads the same instant; where the reader reads
+// the RFC 3339 subset time.Parse knows (upper-case T and Z, second below 60, at most nine
+// fractional digits), time.Parse agrees.
+func FuzzParseTimestamp(f *testing.F) {
+	for _, tc := range timeForms {
+		if s, ok := refTextOK(json.RawMessage(tc.json)); ok {
+			f.Add(s)
+		}
+	}
+	f.Add("2023-05-11T13:15:45.1234567891Z")
+	f.Add("0000-01-01T0:00:00Z")
+	f.Add("2024-02-29T23:59:60+23:59")
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := parseTimestamp(s)
+		if ok && got.Location() != time.UTC {
+			t.Fatalf("parseTimestamp(%q) not in UTC", s)
+		}
+		ref, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			ref, err = time.ParseInLocation(layoutNoZone, s, time.UTC)
+		}
+		if err == nil && ok && !got.Equal(ref) {
+			t.Fatalf("parseTimestamp(%q) = %v; time.Parse reads %v", s, got, ref)
+		}
+		if ok && err != nil && strictSubset(s) {
+			t.Fatalf("parseTimestamp(%q) = %v; time.Parse refuses it: %v", s, got, err)
+		}
+	})
+}
+
+// strictSubset reports whether s uses only what time.Parse's RFC 3339 layouts accept: 'T',
+// 'Z' or a ±hh:mm offset, a second below 60, one to nine fractional digits.
+func strictSubset(s string) bool {
+	if len(s) < 19 || s[10] != 'T' || s[17:19] >= "60" {
+		return false
+	}
+	rest := s[19:]
+	if strings.HasPrefix(rest, ".") {
+		n := 1
+		for n < len(rest) && isDigit(rest[n]) {
+			n++
+		}
+		if n-1 > 9 {
+			return false
+		}
+		rest = rest[n:]
+	}
+	return rest == "" || rest == "Z" || len(rest) == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':'
 }

@@ -101,7 +101,7 @@ func parseEpoch(s string) (time.Time, bool) {
 		i++
 	}
 	intDigits := s[intStart:i]
-	if intDigits == "" {
+	if intDigits == "" || len(intDigits) > 1 && intDigits[0] == '0' { // JSON number grammar
 		return time.Time{}, false
 	}
 	var frac string
@@ -123,8 +123,11 @@ func parseEpoch(s string) (time.Time, bool) {
 			eneg, i = s[i] == '-', i+1
 		}
 		es := i
-		for i < len(s) && isDigit(s[i]) && i-es < 4 {
-			exp = exp*10 + int(s[i]-'0')
+		for i < len(s) && isDigit(s[i]) {
+			// Any exponent past a few digits is out of range either way; stop growing it.
+			if exp < 1e5 {
+				exp = exp*10 + int(s[i]-'0')
+			}
 			i++
 		}
 		if i == es {
@@ -145,6 +148,9 @@ func parseEpoch(s string) (time.Time, bool) {
 	}
 	if point > 16 { // past any epoch the formats can write, in seconds or milliseconds
 		return time.Time{}, false
+	}
+	if point < -9 { // less than a nanosecond
+		return time.Unix(0, 0).UTC(), true
 	}
 	var whole int64
 	for k := 0; k < point; k++ {
