@@ -9,9 +9,10 @@ import (
 // itself, untouched.
 //
 // Any well-formed JSON value parses: an object of no known kind, or a value that is not an
-// object at all, becomes KindUnknown with only Raw and Index set, and a field of an unexpected
-// JSON type is ignored. The only error is for bytes that are not well-formed JSON; it wraps
-// ErrUndecodable.
+// object at all, becomes KindUnknown with only Raw and Index set. A text field written as a
+// number or boolean keeps its JSON text; one that is null, an array or an object is ignored,
+// and a time that cannot be read is passed over and noted in Record.TimeFallback. The only
+// error is for bytes that are not well-formed JSON; it wraps ErrUndecodable.
 func Parse(raw []byte, index int) (Record, error) {
 	return Options{}.Parse(raw, index)
 }
