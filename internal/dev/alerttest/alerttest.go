@@ -1,6 +1,7 @@
 // Package alerttest builds alert.Record values by hand from sample payloads, the way the
 // parser documents its output, so that formatter tests fix what each field looks like on the
-// wire without depending on the parser.
+// wire without depending on the parser. It also holds the odd records (OddAlerts, TimeForms)
+// that every formatter's tests read through the real parser, with what each must show.
 package alerttest
 
 import (
