@@ -37,7 +37,8 @@ import (
 // decompression: the documented "1 MB" read as 1,000,000 bytes, the stricter reading.
 const MaxBody = 1_000_000
 
-// Audience is the resource tokens must be issued for.
+// Audience is the public cloud's ingestion audience, the default resource tokens must be
+// issued for.
 const Audience = "https://monitor.azure.com"
 
 // Options configure a Server. The zero value is usable.
@@ -52,6 +53,9 @@ type Options struct {
 	Columns map[string]string
 	// TokenLifetime is how long issued tokens are valid. Default one hour.
 	TokenLifetime time.Duration
+	// Audience is the resource the ingestion endpoint accepts tokens for: Audience (default),
+	// or a sovereign cloud's (https://monitor.azure.us, https://monitor.azure.cn).
+	Audience string
 }
 
 // Upload is one accepted ingestion request.
@@ -116,6 +120,9 @@ func Start(opts Options) (*Server, error) {
 	}
 	if len(opts.Streams) == 0 {
 		opts.Streams = []string{"Custom-DefenderForCloud"}
+	}
+	if opts.Audience == "" {
+		opts.Audience = Audience
 	}
 	if opts.TokenLifetime <= 0 {
 		opts.TokenLifetime = time.Hour
@@ -279,7 +286,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, rule, stream str
 	}
 	who, ok := s.bearer(r)
 	if !ok {
-		monitorError(w, http.StatusUnauthorized, "InvalidToken", "the authentication token is missing, expired or not issued for "+Audience)
+		monitorError(w, http.StatusUnauthorized, "InvalidToken", "the authentication token is missing, expired or not issued for "+s.opts.Audience)
 		return
 	}
 	if f != nil {
@@ -415,7 +422,7 @@ func (s *Server) bearer(r *http.Request) (string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t, ok := s.tokens[tok]
-	if !ok || time.Now().After(t.expires) || strings.TrimRight(t.resource, "/") != Audience {
+	if !ok || time.Now().After(t.expires) || strings.TrimRight(t.resource, "/") != s.opts.Audience {
 		return "", false
 	}
 	return t.principal, true

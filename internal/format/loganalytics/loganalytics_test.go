@@ -288,3 +288,13 @@ func repair(s string) string {
 	}
 	return b.String()
 }
+
+func BenchmarkFormat(b *testing.B) {
+	rec := parse(b, "elastic_eventhub_alert.json")
+	b.SetBytes(int64(len(rec.Raw)))
+	b.ReportAllocs()
+	var buf []byte
+	for b.Loop() {
+		buf, _ = New().Format(buf[:0], rec)
+	}
+}

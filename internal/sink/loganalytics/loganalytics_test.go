@@ -459,3 +459,54 @@ func TestValidate(t *testing.T) {
 	}
 	var _ azcore.TokenCredential = &azfake.TokenCredential{}
 }
+
+// TestSovereignAudience: the token is asked for the configured cloud's audience, and an
+// endpoint of that cloud refuses a token for another.
+func TestSovereignAudience(t *testing.T) {
+	r := startSim(t, lasim.Options{Audience: AudienceGovernment})
+	auth := r.withManagedIdentity(t, true)
+	gov := r.client(t, auth, func(c *Config) { c.Audience = AudienceGovernment })
+	noErrors(t, gov.Send(ctx(t), rows(1, 50)))
+
+	auth = r.withManagedIdentity(t, true)
+	public := r.client(t, auth, nil)
+	if err := public.Send(ctx(t), rows(1, 50))[0]; sink.ReasonOf(err) != sink.ReasonUnauthorized {
+		t.Fatalf("a public-cloud token was accepted by a government endpoint: %v", err)
+	}
+}
+
+// BenchmarkSend measures rows a second through the whole client (batching, gzip, TLS, token)
+// against the loopback imitation.
+func BenchmarkSend(b *testing.B) {
+	sim, err := lasim.Start(lasim.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sim.Close()
+	ca := filepath.Join(b.TempDir(), "ca.pem")
+	_ = os.WriteFile(ca, sim.CAPEM, 0o600)
+	sim.AddApp("t1", "bench-app", "bench-secret", nil)
+	sim.Grant("bench-app")
+	cfg := DefaultConfig()
+	cfg.Endpoint, cfg.RuleID, cfg.Streams = sim.URL, sim.RuleID, []string{stream}
+	cfg.TLS = tlsconf.Config{CAFile: ca}
+	hc, _ := HTTPClient(cfg)
+	cfg.Credential, err = NewCredential(Auth{TenantID: "t1", ClientID: "bench-app", ClientSecret: "bench-secret", AuthorityHost: sim.URL, DisableInstanceDiscovery: true}, hc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := New(cfg, hc, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	payloads := rows(1000, 2000)
+	b.SetBytes(int64(1000 * 2000))
+	for b.Loop() {
+		for _, err := range c.Send(context.Background(), payloads) {
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.N*len(payloads))/b.Elapsed().Seconds(), "rows/s")
+}
