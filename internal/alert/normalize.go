@@ -19,7 +19,7 @@ func parseAlertRecord(top *fieldSet, rec *Record, opt Options, rest bool) {
 		src = &props
 		names = &armTimeNames
 	}
-	fillAlert(src, a, opt, names)
+	generatedNote := fillAlert(src, a, opt, names)
 	if rest {
 		if a.SystemAlertID == "" {
 			a.SystemAlertID = top.str(fName)
@@ -35,7 +35,10 @@ func parseAlertRecord(top *fieldSet, rec *Record, opt Options, rest bool) {
 	}
 	fillRecordFromAlert(rec, a)
 	// Record.Time is TimeGenerated, else the start; the note says when a field that was
-	// there could not be read.
+	// there could not be read. A TimeGenerated read at once needs no second look.
+	if !a.TimeGenerated.IsZero() && generatedNote == "" {
+		return
+	}
 	_, rec.TimeFallback = chooseTime(
 		timeSource{names[0], src[fTimeGenerated]}, timeSource{names[1], src[fTimeGeneratedUtc]},
 		timeSource{names[2], src[fStartTimeUtc]}, timeSource{names[3], src[fStartTime]})
@@ -61,7 +64,9 @@ func fillRecordFromAlert(rec *Record, a *Alert) {
 	rec.Description = a.Description
 }
 
-func fillAlert(fs *fieldSet, a *Alert, opt Options, names *[4]string) {
+// fillAlert reads the alert fields of fs into a. It returns chooseTime's note for
+// TimeGenerated.
+func fillAlert(fs *fieldSet, a *Alert, opt Options, names *[4]string) (generatedNote string) {
 	a.SystemAlertID = fs.str(fSystemAlertID)
 	a.AlertType = fs.str(fAlertType)
 	a.DisplayName = fs.first(fAlertDisplayName, fAlertName, fDisplayName)
@@ -69,7 +74,7 @@ func fillAlert(fs *fieldSet, a *Alert, opt Options, names *[4]string) {
 	a.Status = normStatus(fs.str(fStatus))
 	a.StartTime, _ = chooseTime(timeSource{names[2], fs[fStartTimeUtc]}, timeSource{names[3], fs[fStartTime]})
 	a.EndTime, _ = chooseTime(timeSource{v: fs[fEndTimeUtc]}, timeSource{v: fs[fEndTime]})
-	a.TimeGenerated, _ = chooseTime(timeSource{names[0], fs[fTimeGenerated]}, timeSource{names[1], fs[fTimeGeneratedUtc]})
+	a.TimeGenerated, generatedNote = chooseTime(timeSource{names[0], fs[fTimeGenerated]}, timeSource{names[1], fs[fTimeGeneratedUtc]})
 	a.Description = fs.str(fDescription)
 	a.RemediationSteps = stringList(fs[fRemediationSteps], false)
 	a.Intent = stringList(fs[fIntent], true)
@@ -96,6 +101,7 @@ func fillAlert(fs *fieldSet, a *Alert, opt Options, names *[4]string) {
 	if !opt.SkipEntities {
 		a.DecodeEntities()
 	}
+	return generatedNote
 }
 
 // parseActivityLogAlert normalises an Activity Log "Activate Alert" event. The alert's own
