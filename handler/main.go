@@ -1,7 +1,8 @@
 // Command handler is the Azure Functions custom handler that forwards Microsoft Defender for
 // Cloud exports from Event Hubs to SIEMs. The Functions host starts it with
 // FUNCTIONS_CUSTOMHANDLER_PORT set and sends it one HTTP request per invocation. Run with
-// "deadletters …" it is the operator's command line for the dead-letter table instead.
+// "deadletters …" it is the operator's command line for the dead-letter table instead; "help"
+// and "version" say what it is.
 //
 // This package only wires the parts together; each part lives in internal/.
 package main
@@ -48,6 +49,7 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// usage is the answer to "handler help".
 const usage = `usage: handler [command]
 
 Without a command the handler serves the Functions host: it listens on 127.0.0.1 at
