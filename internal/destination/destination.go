@@ -43,6 +43,7 @@ var types = map[string]typeInfo{
 
 	"log_analytics": {build: buildLogAnalytics, kinds: nil},
 	"xsiam":         {build: buildXSIAM, kinds: siemKinds},
+	"servicenow":    {build: buildServiceNow, kinds: serviceNowKinds, entities: true},
 }
 
 // Types lists the supported destination types.
