@@ -51,6 +51,9 @@ func (c *Client) classify(err error, stream string) error {
 		return sink.Permanent(sink.ReasonUnauthorized, fmt.Errorf("%s: TLS certificate verification failed (trust the server's CA with CAFile, or fix its certificate): %s", where, oneLine(err.Error())))
 	case errors.As(err, &netErr) && netErr.Timeout():
 		return sink.Retryable(sink.ReasonTimeout, 0, fmt.Errorf("%s: timed out: %s", where, oneLine(err.Error())))
+	case errors.As(err, &netErr):
+		// The endpoint, or the identity endpoint, cannot be reached now.
+		return sink.Retryable(sink.ReasonUnreachable, 0, fmt.Errorf("%s: %s", where, oneLine(err.Error())))
 	}
 	if isUnavailable(err) {
 		// No managed identity here (or none with that client id): a setting to fix, not a

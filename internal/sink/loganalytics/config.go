@@ -1,11 +1,11 @@
 package loganalytics
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
-	"strings"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -124,7 +124,7 @@ func AppendStream(dst []byte, stream string) []byte {
 
 // splitPayload is Payload's inverse.
 func splitPayload(p []byte) (stream string, row []byte, ok bool) {
-	i := strings.IndexByte(string(p[:min(len(p), 80)]), '\n')
+	i := bytes.IndexByte(p[:min(len(p), 80)], '\n')
 	if i <= 0 {
 		return "", nil, false
 	}

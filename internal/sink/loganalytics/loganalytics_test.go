@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -509,4 +510,23 @@ func BenchmarkSend(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*len(payloads))/b.Elapsed().Seconds(), "rows/s")
+}
+
+// TestIdentityEndpointDown: an identity endpoint that cannot be reached now is worth another
+// attempt, not a dead letter.
+func TestIdentityEndpointDown(t *testing.T) {
+	r := startSim(t, lasim.Options{})
+	r.withManagedIdentity(t, true)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := "http://" + l.Addr().String() + "/msi/token"
+	_ = l.Close()
+	t.Setenv("IDENTITY_ENDPOINT", down)
+	c := r.client(t, Auth{ClientID: r.id}, nil)
+	err = c.Send(ctx(t), rows(1, 50))[0]
+	if err == nil || sink.IsPermanent(err) || sink.ReasonOf(err) != sink.ReasonUnreachable {
+		t.Fatalf("got %v (permanent %v)", err, sink.IsPermanent(err))
+	}
 }
