@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -185,5 +187,62 @@ func TestBodyAtTheDefaultLimitArrivesInTime(t *testing.T) {
 	}
 	if elapsed > 15*time.Second {
 		t.Errorf("reading %d MiB took %v: too close to the one-minute default", size>>20, elapsed)
+	}
+}
+
+// Headers that trickle in are cut at Forwarder__ReadHeaderTimeout: the handler answers 400 (or
+// nothing) and closes the connection, and goes on serving.
+func TestTricklingHeadersAreCut(t *testing.T) {
+	r := start(t, "Forwarder__ReadHeaderTimeout=1s")
+	conn, err := net.Dial("tcp", strings.TrimPrefix(r.host.URL(""), "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second)) // a handler that never cuts fails here
+	head := "POST /ForwardAlerts HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Azure-Functions-InvocationId: 5b7c1a4e-0000-4000-8000-000000000001\r\n"
+	type answer struct {
+		text string
+		err  error
+	}
+	closed := make(chan answer, 1)
+	go func() {
+		got, err := io.ReadAll(conn) // ends when the handler closes the connection
+		closed <- answer{string(got), err}
+	}()
+	began := time.Now()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var got answer
+	sent := 0
+wait:
+	for {
+		select {
+		case got = <-closed:
+			break wait
+		case <-tick.C:
+			if sent < len(head) {
+				_, _ = conn.Write([]byte{head[sent]})
+				sent++
+			}
+		}
+	}
+	cut := time.Since(began)
+	// Closed, or reset because the bytes sent meanwhile were never read: either way, cut.
+	if got.err != nil && !errors.Is(got.err, syscall.ECONNRESET) {
+		t.Fatalf("connection not closed by the handler: %v", got.err)
+	}
+	if got.text != "" && !strings.HasPrefix(got.text, "HTTP/1.1 400 ") {
+		t.Errorf("answer %q, want none or 400", got.text)
+	}
+	if sent == len(head) || cut < time.Second || cut > 5*time.Second { // the default would be 10 s
+		t.Errorf("cut after %v and %d of %d header bytes, want about 1s", cut, sent, len(head))
+	}
+	_, bodies := samples(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ok, err := r.host.InvokeBatch(ctx, "ForwardAlerts", batch(bodies[:1], 1), 0)
+	if err != nil || !ok[0].Succeeded() {
+		t.Fatalf("next invocation: %v %+v", err, ok)
 	}
 }
