@@ -214,7 +214,9 @@ func TestXSIAMAnswers(t *testing.T) {
 	})
 	t.Run("throttled", func(t *testing.T) {
 		col, url, ca := startCollector(t, true)
+		col.mu.Lock()
 		col.fail = []int{429}
+		col.mu.Unlock()
 		_, d := buildOnly(t, xsiamSettings(url, ca, col.key)...)
 		err := d.Sink.Send(ctx(t), alertPayloads(t, d.Formatter, 1, 10))[0]
 		if sink.IsPermanent(err) || sink.ReasonOf(err) != sink.ReasonThrottled {
@@ -231,6 +233,8 @@ func TestXSIAMAnswers(t *testing.T) {
 		if !sink.IsPermanent(err) || sink.ReasonOf(err) != sink.ReasonTooLarge {
 			t.Fatalf("got %v", err)
 		}
+		col.mu.Lock()
+		defer col.mu.Unlock()
 		if len(col.sizes) != 0 {
 			t.Error("the record was sent")
 		}
