@@ -227,6 +227,9 @@ func TestBadSettingsStopTheHandlerAtStart(t *testing.T) {
 			[]string{"Destinations__a__Type", "splunk_hec", "Destinations__b__Token", "Destinations__b__tokn"}},
 		{"no port", []string{"AzureWebJobsStorage=UseDevelopmentStorage=true", "Destinations__b__Type=splunk_hec", "Destinations__b__Url=https://x:8088", "Destinations__b__Token=abcdefgh"},
 			[]string{"FUNCTIONS_CUSTOMHANDLER_PORT"}},
+		{"bad read timeouts", []string{"FUNCTIONS_CUSTOMHANDLER_PORT=1234", "AzureWebJobsStorage=UseDevelopmentStorage=true", "Destinations__b__Type=splunk_hec",
+			"Destinations__b__Url=https://x:8088", "Destinations__b__Token=abcdefgh", "Forwarder__BodyReadTimeout=0s", "Forwarder__ReadHeaderTimeout=soon"},
+			[]string{"Forwarder__BodyReadTimeout", "Forwarder__ReadHeaderTimeout"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
