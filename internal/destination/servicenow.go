@@ -2,7 +2,6 @@ package destination
 
 import (
 	"log/slog"
-	"regexp"
 	"strings"
 
 	"github.com/defender-siem/forwarder/internal/alert"
@@ -13,8 +12,6 @@ import (
 
 // serviceNowKinds: an incident per alert; recommendations only when asked for.
 var serviceNowKinds = []alert.Kind{alert.KindAlert}
-
-var sysIDRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
 // buildServiceNow is Type=servicenow: one incident per alert in a ServiceNow table, kept in
 // step with the alert through the Table API.
@@ -49,14 +46,6 @@ func buildServiceNow(r *reader, d *pipeline.Destination, log *slog.Logger) {
 	sc.ClientID = r.str("ClientId", "")
 	sc.ClientSecret = r.secret("ClientSecret")
 	sc.GrantType = r.oneOf("GrantType", sc.GrantType, snsink.GrantPassword, snsink.GrantClientCredentials)
-	// Reference fields given by name need the instance to resolve them.
-	byName := false
-	for _, v := range []string{fc.AssignmentGroup, fc.CallerID} {
-		if v != "" && !sysIDRE.MatchString(v) {
-			byName = true
-		}
-	}
-	sc.InputDisplayValue = r.boolean("InputDisplayValue", byName)
 	sc.ResolveState = r.str("ResolveState", sc.ResolveState)
 	sc.InProgressState = r.str("InProgressState", sc.InProgressState)
 	sc.NewState = r.str("NewState", sc.NewState)

@@ -53,7 +53,8 @@ type Options struct {
 	// InvalidQueryReturnsNoRows is the instance property glide.invalid_query.returns_no_rows:
 	// a term naming an unknown field then matches nothing instead of being dropped.
 	InvalidQueryReturnsNoRows bool
-	// Groups and Users map display names to sys_ids for sysparm_input_display_value.
+	// Groups and Users map group names and user ids (user_name) to sys_ids: the
+	// sys_user_group and sys_user tables, and what sysparm_input_display_value resolves.
 	Groups, Users map[string]string
 	// TLS serves HTTPS with a self-signed certificate (Certificate gives it).
 	TLS bool
@@ -478,6 +479,11 @@ func (s *Server) table(w http.ResponseWriter, r *http.Request, body []byte) {
 		fail(w, code, http.StatusText(code), "injected failure")
 		return
 	}
+	if names, column := s.nameTable(tableName); column != "" && r.Method == http.MethodGet && sysID == "" {
+		s.mu.Unlock()
+		s.queryNames(w, names, column, q)
+		return
+	}
 	tbl, ok := s.tables[tableName]
 	if !ok {
 		s.mu.Unlock()
@@ -664,6 +670,41 @@ func (s *Server) render(rec map[string]string, q url.Values) map[string]any {
 		out[c] = v
 	}
 	return out
+}
+
+// nameTable gives the group and user tables, read-only, from Options.Groups and Users.
+func (s *Server) nameTable(table string) (map[string]string, string) {
+	switch table {
+	case "sys_user_group":
+		return s.opts.Groups, "name"
+	case "sys_user":
+		return s.opts.Users, "user_name"
+	}
+	return nil, ""
+}
+
+// queryNames answers a query on the group or user table: column=value terms only, unknown
+// fields dropped as on any table.
+func (s *Server) queryNames(w http.ResponseWriter, names map[string]string, column string, q url.Values) {
+	var want []string
+	for _, part := range strings.Split(q.Get("sysparm_query"), "^") {
+		if f, v, ok := strings.Cut(part, "="); ok && f == column {
+			want = append(want, v)
+		}
+	}
+	out := []map[string]any{}
+	for name, id := range names {
+		keep := true
+		for _, v := range want {
+			keep = keep && strings.EqualFold(name, v)
+		}
+		if keep {
+			out = append(out, map[string]any{"sys_id": id, column: name})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i]["sys_id"].(string) < out[j]["sys_id"].(string) })
+	w.Header().Set("X-Total-Count", strconv.Itoa(len(out)))
+	writeJSON(w, http.StatusOK, map[string]any{"result": out})
 }
 
 type term struct {

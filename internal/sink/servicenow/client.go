@@ -48,8 +48,11 @@ type Client struct {
 	table string // base + /api/now/v2/table/<table>
 	tok   *tokenSource
 	locks keyedMutex
-	log   *slog.Logger
-	now   func() time.Time
+	// names caches the sys_ids of groups and users configured by name.
+	namesMu sync.Mutex
+	names   map[string]string
+	log     *slog.Logger
+	now     func() time.Time
 	// secrets are masked in every error text.
 	secrets []string
 }
@@ -93,6 +96,7 @@ func New(cfg Config, logger *slog.Logger) (*Client, error) {
 		table: base + "/api/now/v2/table/" + cfg.Table,
 		log:   logger,
 		now:   time.Now,
+		names: map[string]string{},
 		hc: &http.Client{
 			Transport: tr,
 			Timeout:   cfg.RequestTimeout,

@@ -35,9 +35,6 @@ type Config struct {
 	// GrantType is GrantPassword (default) or GrantClientCredentials, which the instance
 	// accepts only when its admin has enabled it.
 	GrantType string
-	// InputDisplayValue sends sysparm_input_display_value=true, so that reference fields
-	// (assignment group, caller) may be given by name.
-	InputDisplayValue bool
 	// ResolveState is the state a resolved or dismissed alert moves its incident to;
 	// default "6" (Resolved; closing, 7, needs itil_admin).
 	ResolveState string

@@ -171,10 +171,88 @@ func (c *Client) sync(ctx context.Context, d snformat.Document) error {
 }
 
 func (c *Client) query() string {
-	if c.cfg.InputDisplayValue {
-		return "?sysparm_input_display_value=true&sysparm_exclude_reference_link=true"
-	}
 	return "?sysparm_exclude_reference_link=true"
+}
+
+// nameColumns are the reference columns that may be configured by name: the table the
+// reference points into and the column that holds the name.
+var nameColumns = map[string][2]string{
+	"assignment_group": {"sys_user_group", "name"},
+	"caller_id":        {"sys_user", "user_name"},
+}
+
+// isSysID reports whether v is a sys_id rather than a name.
+func isSysID(v string) bool {
+	if len(v) != 32 {
+		return false
+	}
+	for _, r := range v {
+		if (r < '0' || r > '9') && (r < 'a' || r > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// resolveNames replaces group and user names in f by their sys_ids, looked up once per
+// process. Sending names with sysparm_input_display_value would also make the instance read
+// every choice field (state, impact) as a label, so the names are resolved here instead.
+func (c *Client) resolveNames(ctx context.Context, f map[string]string) error {
+	for col, ref := range nameColumns {
+		name := f[col]
+		if name == "" || isSysID(name) {
+			continue
+		}
+		key := ref[0] + "\x00" + name
+		c.namesMu.Lock()
+		id, ok := c.names[key]
+		c.namesMu.Unlock()
+		if !ok {
+			var err error
+			if id, err = c.lookupName(ctx, ref[0], ref[1], name); err != nil {
+				return err
+			}
+			c.namesMu.Lock()
+			c.names[key] = id
+			c.namesMu.Unlock()
+		}
+		f[col] = id
+	}
+	return nil
+}
+
+func (c *Client) lookupName(ctx context.Context, table, column, name string) (string, error) {
+	if !validValue(name) {
+		return "", sink.Permanent(sink.ReasonRejected, fmt.Errorf("servicenow: %s %q holds characters an encoded query cannot carry; give its sys_id", table, name))
+	}
+	q := url.Values{}
+	q.Set("sysparm_query", column+"="+name)
+	q.Set("sysparm_fields", "sys_id,"+column)
+	q.Set("sysparm_limit", "2")
+	resp, err := c.do(ctx, http.MethodGet, c.base+"/api/now/v2/table/"+table+"?"+q.Encode(), nil)
+	if err != nil {
+		return "", fmt.Errorf("servicenow: looking up %s %q: %w", table, name, err)
+	}
+	var body struct {
+		Result []map[string]any `json:"result"`
+	}
+	if err := json.Unmarshal(resp.body, &body); err != nil {
+		return "", sink.Retryable(sink.ReasonUnreachable, 0, fmt.Errorf("servicenow: looking up %s %q: the answer is not a Table API result", table, name))
+	}
+	var ids []string
+	for _, r := range body.Result {
+		rec := flatten(r)
+		if strings.EqualFold(rec[column], name) && rec["sys_id"] != "" {
+			ids = append(ids, rec["sys_id"])
+		}
+	}
+	switch len(ids) {
+	case 1:
+		return ids[0], nil
+	case 0:
+		return "", sink.Permanent(sink.ReasonRejected, fmt.Errorf("servicenow: no %s has %s %q (or the account may not read %s): give an existing name or its sys_id", table, column, name, table))
+	}
+	return "", sink.Permanent(sink.ReasonRejected, fmt.Errorf("servicenow: several %s records have %s %q: give the sys_id", table, column, name))
 }
 
 // create posts a new incident for d.
@@ -196,6 +274,9 @@ func (c *Client) create(ctx context.Context, d snformat.Document) (incident, err
 		f["state"] = c.cfg.InProgressState
 	default:
 		f["state"] = c.cfg.NewState
+	}
+	if err := c.resolveNames(ctx, f); err != nil {
+		return nil, err
 	}
 	f["work_notes"] = fmt.Sprintf("Created by the Defender for Cloud forwarder for %s %s (status %s).", d.Kind, d.CorrelationID, d.Status)
 	resp, err := c.do(ctx, http.MethodPost, c.table+c.query(), f)

@@ -513,3 +513,50 @@ func TestRetryAfter(t *testing.T) {
 }
 
 const http1123 = "Mon, 02 Jan 2006 15:04:05 GMT"
+
+// Groups and callers may be configured by name; the incident gets their sys_ids, and an
+// unknown name is a refusal that names it.
+func TestNamesResolved(t *testing.T) {
+	const group, caller = "0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210"
+	s := startSim(t, snowsim.Options{Groups: map[string]string{"SOC Tier 1": group}, Users: map[string]string{"defender.bot": caller}})
+	c := newClient(t, s, nil)
+	f, err := snformat.New(func() snformat.Config {
+		cfg := snformat.DefaultConfig()
+		cfg.AssignmentGroup, cfg.CallerID = "SOC Tier 1", "defender.bot"
+		return cfg
+	}())
+	if err != nil {
+		t.Fatal(err)
+	}
+	render := func(id string) []byte {
+		rec := alerttest.ElasticAlert(t)
+		rec.Alert.SystemAlertID = id
+		b, err := f.Format(nil, rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	mustSend(t, c, render("named-1"), render("named-2"))
+	for _, id := range []string{"named-1", "named-2"} {
+		if inc := only(t, s, id); inc["assignment_group"] != group || inc["caller_id"] != caller || inc["state"] != "1" {
+			t.Errorf("%s: assignment_group %q caller_id %q state %q", id, inc["assignment_group"], inc["caller_id"], inc["state"])
+		}
+	}
+	lookups := 0
+	for _, r := range s.Requests() {
+		if strings.Contains(r.Path, "/sys_user") {
+			lookups++
+		}
+	}
+	if lookups != 2 {
+		t.Errorf("%d name lookups for two incidents, want 2 (one per name, then cached)", lookups)
+	}
+	f2, _ := snformat.New(func() snformat.Config { cfg := snformat.DefaultConfig(); cfg.AssignmentGroup = "No Such Group"; return cfg }())
+	rec := alerttest.ElasticAlert(t)
+	rec.Alert.SystemAlertID = "named-3"
+	b, _ := f2.Format(nil, rec)
+	if err := send(t, c, b)[0]; !sink.IsPermanent(err) || !strings.Contains(err.Error(), `no sys_user_group has name "No Such Group"`) {
+		t.Errorf("an unknown group: %v", err)
+	}
+}
