@@ -552,7 +552,11 @@ func TestNamesResolved(t *testing.T) {
 	if lookups != 2 {
 		t.Errorf("%d name lookups for two incidents, want 2 (one per name, then cached)", lookups)
 	}
-	f2, _ := snformat.New(func() snformat.Config { cfg := snformat.DefaultConfig(); cfg.AssignmentGroup = "No Such Group"; return cfg }())
+	f2, _ := snformat.New(func() snformat.Config {
+		cfg := snformat.DefaultConfig()
+		cfg.AssignmentGroup = "No Such Group"
+		return cfg
+	}())
 	rec := alerttest.ElasticAlert(t)
 	rec.Alert.SystemAlertID = "named-3"
 	b, _ := f2.Format(nil, rec)
