@@ -1,0 +1,95 @@
+package drills
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/defender-siem/forwarder/internal/dev/hostsim"
+	"github.com/defender-siem/forwarder/internal/dev/testenv"
+)
+
+const dupsAfterRELPResend = "RELP sends again what a broken session left unanswered, and rsyslog may have written some of " +
+	"those before it died, so they may arrive twice"
+
+// relpDests are the two ways a record reaches imrelp in the drill: syslog over plain RELP and
+// CEF over RELP with TLS (mutual, as imrelp with a certificate demands).
+var relpDests = []struct {
+	name, input string
+	settings    func(rs *testenv.Rsyslog) []string
+}{
+	{"relpsys", "relp", func(rs *testenv.Rsyslog) []string {
+		return []string{"Type=syslog", "Address=" + rs.RELPAddress()}
+	}},
+	{"relpcef", "relptls", func(rs *testenv.Rsyslog) []string {
+		return []string{"Type=cef", "Address=" + rs.RELPTLSAddress(), "CAFile=" + rs.CAFile(),
+			"ClientCert=" + rs.ClientCertFile(), "ClientKey=" + rs.ClientKeyFile()}
+	}},
+}
+
+// rsyslog is killed with SIGKILL while a window of RELP transactions is open, and started
+// again. Every record ends in rsyslog's output (a record whose answer was lost may be there
+// twice) or, if the retries ran out, in a dead letter: none is lost. The test rsyslog writes
+// before it answers (a direct queue), so what it acknowledged is in its output; with the default
+// in-memory queue an acknowledged record could die in rsyslog's queue, out of the sender's sight.
+func TestRELPCollectorKilledMidWindow(t *testing.T) {
+	for _, d := range relpDests {
+		for round := range pick(1, 3) {
+			t.Run(fmt.Sprintf("%s round %d", d.name, round), func(t *testing.T) {
+				r := newRig(t)
+				rs := testenv.StartRsyslogRELP(t)
+				// A window smaller than the batch, and retries long enough to outlast a restart.
+				r.dest(d.name, append(d.settings(rs), "Window=32", "RetryMaxAttempts=60", "RetryInitialInterval=50ms",
+					"RetryMaxInterval=250ms", "DialTimeout=00:00:02", "WriteTimeout=00:00:05")...)
+				h := r.start()
+				var bodies [][]byte
+				var ids []string
+				for i := range pick(2000, 5000) {
+					id := fmt.Sprintf("%s-%d-%d", d.name, round, i)
+					ids = append(ids, id)
+					bodies = append(bodies, alertRecord(t, id, strings.Repeat("r", 500)))
+				}
+				done := make(chan []hostsim.Result, 1)
+				go func() {
+					ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+					defer cancel()
+					res, err := h.host.InvokeBatch(ctx, "ForwardAlerts", batch(bodies, 1), 0)
+					if err != nil {
+						t.Errorf("invoke: %v", err)
+					}
+					done <- res
+				}()
+				// Kill once some records have arrived: the session is then open with a window in
+				// flight (checked below in the logs).
+				if !poll(2*time.Minute, func() bool { return len(done) > 0 || rs.LinesFrom(d.input) >= 50 }) {
+					t.Fatalf("nothing arrived within two minutes\n%s", h.output())
+				}
+				if len(done) > 0 {
+					t.Fatalf("the invocation ended before rsyslog could be killed: the batch is too small to prove anything\n%s", h.output())
+				}
+				rs.Kill()
+				before := rs.Lines()
+				rs.Start(t)
+				res := <-done
+				if res == nil {
+					t.FailNow()
+				}
+				h.mustSucceed(t, res)
+				got := syslogIDs(t, rs, ids, []string{d.input}, time.Minute)
+				all := r.account(ledger{Dest: d.name, Want: ids, Delivered: got[d.input], DupsAllowed: dupsAfterRELPResend})
+				broke := h.lines("relp session broke", `"destination":"`+d.name+`"`)
+				failed := h.lines("delivery attempt failed", `"destination":"`+d.name+`"`)
+				t.Logf("rsyslog had written %d of %d records when it was killed; %d sessions broke with their unanswered records resent at once, %d attempts failed and were retried",
+					before, len(ids), broke, failed)
+				if broke+failed == 0 {
+					t.Errorf("the session never broke: the kill did not land in a window\n%s", h.output())
+				}
+				if ls := all[d.name]; len(ls) != 0 {
+					t.Errorf("%d dead letters %v, want none: the retries should outlast the restart", len(ls), reasons(ls))
+				}
+			})
+		}
+	}
+}
