@@ -3,8 +3,6 @@ package drills
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -38,8 +36,8 @@ func TestLogAnalyticsRoleMissingThenGranted(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = sim.Close() })
 	sim.AddManagedIdentity("") // system-assigned, not yet granted
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(ca, sim.CAPEM, 0o600); err != nil {
+	ca, err := sim.WriteCA(t.TempDir())
+	if err != nil {
 		t.Fatal(err)
 	}
 

@@ -27,6 +27,8 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -452,4 +454,10 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// WriteCA writes CAPEM to ca.pem in dir and returns its path, for a CAFile setting.
+func (s *Server) WriteCA(dir string) (string, error) {
+	path := filepath.Join(dir, "ca.pem")
+	return path, os.WriteFile(path, s.CAPEM, 0o600)
 }
