@@ -4,6 +4,7 @@ package secret
 
 import (
 	"log/slog"
+	"net/url"
 	"sort"
 	"strings"
 )
@@ -65,3 +66,55 @@ func (s *Scrubber) ReplaceAttr(_ []string, a slog.Attr) slog.Attr {
 	}
 	return a
 }
+
+// URL returns rawURL as it may be shown, with its password, every query value and every long
+// path segment (a Sumo Logic HTTP source carries its collector code in the path) masked, and
+// the values it masked, in plain and escaped form, for a Scrubber. A URL that does not parse
+// is shown as Mask alone.
+func URL(rawURL string) (shown string, values []string) {
+	add := func(vs ...string) {
+		for _, v := range vs {
+			if v != "" {
+				values = append(values, v)
+			}
+		}
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return Mask, []string{rawURL}
+	}
+	if p, ok := u.User.Password(); ok {
+		add(p, url.QueryEscape(p))
+		u.User = url.UserPassword(u.User.Username(), Mask)
+	}
+	q := u.Query()
+	for _, vs := range q {
+		for i, v := range vs {
+			add(v, url.QueryEscape(v))
+			vs[i] = Mask
+		}
+	}
+	segs := strings.Split(u.Path, "/")
+	for i, s := range segs {
+		if len(s) >= 16 {
+			add(s, url.PathEscape(s))
+			segs[i] = Mask
+		}
+	}
+	u.Path, u.RawPath = strings.Join(segs, "/"), ""
+	if u.RawQuery != "" {
+		u.RawQuery = q.Encode()
+	}
+	// The mask's brackets would be escaped inside a URL; shown to a person, it reads better bare.
+	return strings.ReplaceAll(u.String(), url.QueryEscape(Mask), Mask), values
+}
+
+// Error is an error whose text has had its secrets removed, while the cause stays reachable
+// with errors.Is and errors.As.
+type Error struct {
+	Msg   string
+	Cause error
+}
+
+func (e *Error) Error() string { return e.Msg }
+func (e *Error) Unwrap() error { return e.Cause }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/defender-siem/forwarder/internal/secret"
 	"github.com/defender-siem/forwarder/internal/sink"
 )
 
@@ -66,34 +67,6 @@ func TestClassify(t *testing.T) {
 	}
 }
 
-func TestRetryAfter(t *testing.T) {
-	now := time.Date(2026, 11, 28, 4, 0, 0, 0, time.UTC)
-	tests := []struct {
-		v    string
-		want time.Duration
-	}{
-		{"", 0},
-		{"0", 0},
-		{"-3", 0},
-		{"120", 2 * time.Minute},
-		{" 5 ", 5 * time.Second},
-		{"99999999999", 24 * time.Hour},
-		{"Sat, 28 Nov 2026 04:00:30 GMT", 30 * time.Second},
-		{"Saturday, 28-Nov-26 04:01:00 GMT", time.Minute}, // RFC 850, still allowed by RFC 9110
-		{"Sat Nov 28 04:00:10 2026", 10 * time.Second},    // asctime
-		{"Sat, 28 Nov 2026 03:59:00 GMT", 0},              // already past
-		{"soon", 0},
-		{"1.5", 0},
-	}
-	for _, tt := range tests {
-		t.Run(tt.v, func(t *testing.T) {
-			if got := retryAfter(tt.v, now); got != tt.want {
-				t.Errorf("retryAfter(%q) = %s, want %s", tt.v, got, tt.want)
-			}
-		})
-	}
-}
-
 func TestParseReply(t *testing.T) {
 	r := parseReply([]byte(`{"text":"Success","code":0,"ackId":12345678901,"extra":{"x":[1]}}`))
 	if r.Code == nil || *r.Code != 0 || r.AckID == nil || *r.AckID != 12345678901 || r.Text != "Success" {
@@ -116,7 +89,7 @@ func FuzzReply(f *testing.F) {
 		f.Add(400, s, "5")
 		f.Add(503, s, "Sat, 28 Nov 2026 04:00:30 GMT")
 	}
-	scrub := func(s string) string { return strings.ReplaceAll(s, testToken, redacted) }
+	scrub := func(s string) string { return strings.ReplaceAll(s, testToken, secret.Mask) }
 	f.Fuzz(func(t *testing.T, status int, body, ra string) {
 		h := http.Header{}
 		h.Set("Retry-After", ra)

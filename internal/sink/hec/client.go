@@ -48,6 +48,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/defender-siem/forwarder/internal/secret"
 	"github.com/defender-siem/forwarder/internal/sink"
 )
 
@@ -345,5 +346,5 @@ func (c *Client) scrub(s string) string {
 	if c.cfg.Token == "" {
 		return s
 	}
-	return strings.ReplaceAll(s, c.cfg.Token, redacted)
+	return strings.ReplaceAll(s, c.cfg.Token, secret.Mask)
 }

@@ -288,7 +288,7 @@ func TestStatusAnswers(t *testing.T) {
 		msg        string
 	}{
 		{"401 token required", 401, nil, `{"text":"Token is required","code":2}`, want{permanent: true, reason: sink.ReasonUnauthorized}, 0, "Token is required"},
-		{"403 invalid token echoed", 403, nil, `{"text":"Invalid token ` + testToken + `","code":4}`, want{permanent: true, reason: sink.ReasonUnauthorized}, 0, "[redacted]"},
+		{"403 invalid token echoed", 403, nil, `{"text":"Invalid token ` + testToken + `","code":4}`, want{permanent: true, reason: sink.ReasonUnauthorized}, 0, "[REDACTED]"},
 		{"403 disabled", 403, nil, `{"text":"Token disabled","code":1}`, want{permanent: true, reason: sink.ReasonUnauthorized}, 0, "code 1"},
 		{"429 retry-after seconds", 429, map[string]string{"Retry-After": "7"}, `{"text":"HEC queue is at capacity","code":26}`, want{reason: sink.ReasonThrottled}, 7 * time.Second, "code 26"},
 		{"429 retry-after date", 429, map[string]string{"Retry-After": date.Add(90 * time.Second).Format(http.TimeFormat)}, ``, want{reason: sink.ReasonThrottled}, 90 * time.Second, "HTTP 429"},

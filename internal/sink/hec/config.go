@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/defender-siem/forwarder/internal/secret"
 	"github.com/defender-siem/forwarder/internal/sink/tlsconf"
 )
 
@@ -118,13 +119,11 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-const redacted = "[redacted]"
-
 // String renders the settings with the token redacted, so a Config can be logged.
 func (c Config) String() string {
 	tok := ""
 	if c.Token != "" {
-		tok = redacted
+		tok = secret.Mask
 	}
 	return fmt.Sprintf("hec.Config{URL:%q Token:%s TLS:%+v Gzip:%t UseAck:%t MaxBatchBytes:%d MaxBatchEvents:%d MaxEventBytes:%d RequestTimeout:%s AckTimeout:%s AckPollInterval:%s UserAgent:%q}",
 		c.URL, tok, c.TLS, c.Gzip, c.UseAck, c.MaxBatchBytes, c.MaxBatchEvents, c.MaxEventBytes,

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/defender-siem/forwarder/internal/secret"
 	"github.com/defender-siem/forwarder/internal/sink/tlsconf"
 )
 
@@ -89,7 +90,7 @@ func TestTokenNeverPrinted(t *testing.T) {
 		if strings.Contains(s, testToken) {
 			t.Errorf("token printed: %s", s)
 		}
-		if !strings.Contains(s, redacted) {
+		if !strings.Contains(s, secret.Mask) {
 			t.Errorf("no redaction marker: %s", s)
 		}
 	}

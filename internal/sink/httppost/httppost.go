@@ -12,8 +12,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -21,12 +19,11 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
+	"github.com/defender-siem/forwarder/internal/secret"
 	"github.com/defender-siem/forwarder/internal/sink"
 )
 
@@ -35,7 +32,8 @@ type Client struct {
 	cfg         Config
 	contentType string
 	hc          *http.Client
-	red         *redactor
+	shownURL    string // the URL with its secrets masked
+	scrub       *secret.Scrubber
 	log         *slog.Logger
 	now         func() time.Time // for Retry-After dates
 }
@@ -50,8 +48,8 @@ func New(cfg Config, logger *slog.Logger) (*Client, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	red := newRedactor(cfg.URL, cfg.Headers)
-	logger = logger.With("sink", "httppost", "url", red.url)
+	shown, scrub := redaction(cfg.URL, cfg.Headers)
+	logger = logger.With("sink", "httppost", "url", shown)
 	tc, err := cfg.TLS.Build()
 	if err != nil {
 		return nil, fmt.Errorf("httppost: TLS: %w", err)
@@ -83,7 +81,8 @@ func New(cfg Config, logger *slog.Logger) (*Client, error) {
 	return &Client{
 		cfg:         cfg,
 		contentType: ct,
-		red:         red,
+		shownURL:    shown,
+		scrub:       scrub,
 		log:         logger,
 		now:         time.Now,
 		hc: &http.Client{
@@ -120,7 +119,7 @@ func (c *Client) Send(ctx context.Context, payloads [][]byte) []error {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
 			for _, i := range r.idx {
-				errs[i] = c.classifyErr(ctx.Err())
+				errs[i] = c.classifyErr(ctx, ctx.Err())
 			}
 			continue
 		}
@@ -239,7 +238,7 @@ func (c *Client) post(ctx context.Context, body []byte, n int) error {
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		err = c.classifyErr(err)
+		err = c.classifyErr(ctx, err)
 		c.log.Debug("request failed", "payloads", n, "reason", sink.ReasonOf(err), "err", err)
 		return err
 	}
@@ -251,131 +250,41 @@ func (c *Client) post(ctx context.Context, body []byte, n int) error {
 		return nil
 	}
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, maxSnippet))
-	err = classifyStatus(resp.StatusCode, resp.Header, c.now())
-	var se *sink.Error
-	if errors.As(err, &se) {
-		se.Err = &redactedError{msg: c.red.String(fmt.Sprintf("httppost: POST %s: %s%s", c.red.url, statusText(resp.StatusCode), cleanSnippet(snippet)))}
+	msg := "httppost: POST " + c.shownURL + ": " + sink.StatusText(resp.StatusCode)
+	if s := sink.Snippet(snippet); s != "" {
+		msg += ": " + s
 	}
+	err = sink.HTTPStatus(resp.StatusCode, resp.Header, c.now(), errors.New(c.scrub.String(msg)))
 	c.log.Debug("request refused", "payloads", n, "status", resp.StatusCode, "reason", sink.ReasonOf(err))
 	return err
 }
 
-func statusText(code int) string {
-	if t := http.StatusText(code); t != "" {
-		return "HTTP " + strconv.Itoa(code) + " " + t
-	}
-	return "HTTP " + strconv.Itoa(code)
-}
-
-// classifyStatus maps a non-2xx status onto the sink vocabulary: 408, 425, 429 and 5xx are
-// worth another attempt (after Retry-After when given); 401/403 mean bad credentials, 413
-// too large, any other 4xx or a redirect a refusal that repeating cannot change.
-func classifyStatus(code int, h http.Header, now time.Time) error {
-	ra := retryAfter(h.Get("Retry-After"), now)
-	switch {
-	case code == http.StatusUnauthorized || code == http.StatusForbidden:
-		return sink.Permanent(sink.ReasonUnauthorized, nil)
-	case code == http.StatusRequestEntityTooLarge:
-		return sink.Permanent(sink.ReasonTooLarge, nil)
-	case code == http.StatusTooManyRequests:
-		return sink.Retryable(sink.ReasonThrottled, ra, nil)
-	case code == http.StatusRequestTimeout:
-		return sink.Retryable(sink.ReasonTimeout, ra, nil)
-	case code == http.StatusTooEarly || code >= 500:
-		return sink.Retryable(sink.ReasonUnreachable, ra, nil)
-	case code >= 300 && code < 500:
-		return sink.Permanent(sink.ReasonRejected, nil)
-	}
-	return sink.Retryable(sink.ReasonUnreachable, ra, nil)
-}
-
-// maxRetryAfter keeps a hostile or broken Retry-After from parking a destination for days.
-const maxRetryAfter = time.Hour
-
-// retryAfter reads Retry-After as delay-seconds or an HTTP-date (RFC 9110 §10.2.3).
-func retryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	var d time.Duration
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs <= 0 {
-			return 0
-		}
-		if secs > int64(maxRetryAfter/time.Second) {
-			return maxRetryAfter
-		}
-		d = time.Duration(secs) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
-	}
-	return min(max(d, 0), maxRetryAfter)
-}
-
-// cleanSnippet makes a response body excerpt printable on one line: HTML error pages and
-// empty bodies are common and fine.
-func cleanSnippet(b []byte) string {
-	s := strings.Join(strings.Fields(strings.ToValidUTF8(string(b), "\uFFFD")), " ")
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
-	const max = 200
-	if len(s) > max {
-		cut := max
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "…"
-	}
-	if s == "" {
-		return ""
-	}
-	return ": " + s
-}
-
-// redactedError carries a message with secrets removed, and the cause without the URL.
-type redactedError struct {
-	msg string
-	err error
-}
-
-func (e *redactedError) Error() string { return e.msg }
-func (e *redactedError) Unwrap() error { return e.err }
-
 // classifyErr classifies a transport error. net/http puts the full URL (with any query
-// token) in its errors, so the text is rebuilt from the cause with the redacted URL.
-func (c *Client) classifyErr(err error) error {
+// token) in its errors, so the text is rebuilt from the cause with the masked URL.
+func (c *Client) classifyErr(ctx context.Context, err error) error {
 	cause := err
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		cause = ue.Err
 	}
-	wrap := func(format string) error {
-		return &redactedError{msg: c.red.String(fmt.Sprintf(format, c.red.url, cause)), err: cause}
+	msg := "httppost: POST " + c.shownURL + ": "
+	if hint := sink.TransportHint(cause); hint != "" {
+		msg += hint + ": "
 	}
-	var (
-		unknownCA  x509.UnknownAuthorityError
-		hostname   x509.HostnameError
-		invalid    x509.CertificateInvalidError
-		verifyErr  *tls.CertificateVerificationError
-		recordErr  tls.RecordHeaderError
-		netErr     net.Error
-		isDeadline = errors.Is(err, context.DeadlineExceeded)
-	)
-	switch {
-	case errors.As(err, &unknownCA), errors.As(err, &hostname), errors.As(err, &invalid), errors.As(err, &verifyErr):
-		return sink.Permanent(sink.ReasonUnauthorized, wrap("httppost: POST %s: TLS certificate verification failed (trust the server's CA with the TLS CA file setting, or fix its certificate): %v"))
-	// net/http reports a plain-HTTP answer to a TLS hello as text, not as a typed error.
-	case errors.As(err, &recordErr), strings.Contains(cause.Error(), "server gave HTTP response to HTTPS client"):
-		return sink.Permanent(sink.ReasonUnreachable, wrap("httppost: POST %s: the server does not speak TLS (is the URL meant to be http?): %v"))
-	case errors.Is(err, context.Canceled):
-		return sink.Retryable(sink.ReasonTimeout, 0, wrap("httppost: POST %s: cancelled: %v"))
-	case isDeadline, errors.As(err, &netErr) && netErr.Timeout():
-		return sink.Retryable(sink.ReasonTimeout, 0, wrap("httppost: POST %s: timed out: %v"))
+	msg += cause.Error()
+	return sink.Transport(ctx, &secret.Error{Msg: c.scrub.String(msg), Cause: cause})
+}
+
+// redaction returns the URL as it may be shown and a scrubber for the destination's secrets:
+// header values (and the credential after "Bearer ", "Splunk "…, which a server may echo
+// alone), and what secret.URL masks in the URL.
+func redaction(rawURL string, headers map[string]string) (string, *secret.Scrubber) {
+	shown, values := secret.URL(rawURL)
+	for _, v := range headers {
+		values = append(values, v)
+		if _, cred, ok := strings.Cut(strings.TrimSpace(v), " "); ok {
+			values = append(values, cred)
+		}
 	}
-	return sink.Retryable(sink.ReasonUnreachable, 0, wrap("httppost: POST %s: %v"))
+	return shown, secret.New(values...)
 }

@@ -113,7 +113,7 @@ func TestStatusClasses(t *testing.T) {
 		{"429 none", 429, nil, "", sink.ReasonThrottled, false, 0},
 		{"500", 500, nil, "oops", sink.ReasonUnreachable, false, 0},
 		{"502 html", 502, map[string]string{"Content-Type": "text/html"}, "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\x00\xff</body></html>", sink.ReasonUnreachable, false, 0},
-		{"503 retry-after", 503, map[string]string{"Retry-After": "120"}, "", sink.ReasonUnreachable, false, 2 * time.Minute},
+		{"503 retry-after", 503, map[string]string{"Retry-After": "120"}, "", sink.ReasonThrottled, false, 2 * time.Minute},
 		{"301 not followed", 301, map[string]string{"Location": "/elsewhere"}, "", sink.ReasonRejected, true, 0},
 	}
 	for _, tt := range tests {
@@ -162,28 +162,6 @@ func TestStatusClasses(t *testing.T) {
 				if strings.ContainsAny(err.Error(), "\r\n\x00") {
 					t.Errorf("error holds control characters: %q", err)
 				}
-			}
-		})
-	}
-}
-
-func TestRetryAfter(t *testing.T) {
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	tests := []struct {
-		in   string
-		want time.Duration
-	}{
-		{"", 0}, {"0", 0}, {"-5", 0}, {"3", 3 * time.Second}, {" 10 ", 10 * time.Second},
-		{"999999999", time.Hour}, {"soon", 0},
-		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
-		{now.Add(-time.Minute).Format(http.TimeFormat), 0},
-		{now.Add(48 * time.Hour).Format(http.TimeFormat), time.Hour},
-		{"Thursday, 01-Jan-26 00:00:05 GMT", 5 * time.Second}, // RFC 850, which RFC 9110 still accepts
-	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			if got := retryAfter(tt.in, now); got != tt.want {
-				t.Errorf("retryAfter(%q) = %v, want %v", tt.in, got, tt.want)
 			}
 		})
 	}
@@ -488,7 +466,7 @@ func TestTLS(t *testing.T) {
 			if sink.ReasonOf(err) != tt.reason || sink.IsPermanent(err) != tt.permanent {
 				t.Fatalf("got %v (%s, permanent %v)", err, sink.ReasonOf(err), sink.IsPermanent(err))
 			}
-			if !strings.Contains(err.Error(), "TLS certificate verification failed") {
+			if !strings.Contains(err.Error(), "TLS certificate is not trusted") {
 				t.Errorf("message does not say what failed: %v", err)
 			}
 			if strings.Contains(err.Error(), "SECRETTOKEN123") {
@@ -533,14 +511,14 @@ func TestRedaction(t *testing.T) {
 	if sink.ReasonOf(err) != sink.ReasonUnauthorized {
 		t.Fatalf("got %v", err)
 	}
-	for _, text := range []string{err.Error(), logs.String(), c.red.url} {
+	for _, text := range []string{err.Error(), logs.String(), c.shownURL} {
 		for _, secret := range []string{token, bearer, code} {
 			if strings.Contains(text, secret) {
 				t.Errorf("secret %q leaked in %q", secret, text)
 			}
 		}
 	}
-	if !strings.Contains(err.Error(), "/receiver/v1/http/REDACTED?token=REDACTED&type=REDACTED") {
+	if !strings.Contains(err.Error(), "/receiver/v1/http/[REDACTED]?token=[REDACTED]&type=[REDACTED]") {
 		t.Errorf("error does not show the redacted URL: %v", err)
 	}
 	if !strings.Contains(logs.String(), "status=401") {
@@ -605,22 +583,6 @@ func BenchmarkSendNDJSON(b *testing.B) {
 				if err := errors.Join(c.Send(context.Background(), ps)...); err != nil {
 					b.Fatal(err)
 				}
-			}
-		})
-	}
-}
-
-func TestRedactedURL(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"https://oc.example:8085/webhook", "https://oc.example:8085/webhook"},
-		{"https://listener.logz.io:8071/?token=abcdefABCDEF1234&type=defender", "https://listener.logz.io:8071/?token=REDACTED&type=REDACTED"},
-		{"https://endpoint4.collection.sumologic.com/receiver/v1/http/ZaVnC4dhaV1-MZMtRgtYk8YGvVQ==", "https://endpoint4.collection.sumologic.com/receiver/v1/http/REDACTED"},
-		{"https://user:hunter22@intake.example/in", "https://user:REDACTED@intake.example/in"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.want, func(t *testing.T) {
-			if got := newRedactor(tt.in, nil).url; got != tt.want {
-				t.Errorf("redacted URL = %q, want %q", got, tt.want)
 			}
 		})
 	}
