@@ -272,11 +272,6 @@ func monitorError(w http.ResponseWriter, status int, code, msg string) {
 func (s *Server) ingest(w http.ResponseWriter, r *http.Request, rule, stream string) {
 	s.mu.Lock()
 	s.requests++
-	var f *fault
-	if len(s.faults) > 0 {
-		f = &s.faults[0]
-		s.faults = s.faults[1:]
-	}
 	s.mu.Unlock()
 	if r.Method != http.MethodPost {
 		monitorError(w, http.StatusMethodNotAllowed, "MethodNotAllowed", "only POST is supported")
@@ -291,6 +286,14 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, rule, stream str
 		monitorError(w, http.StatusUnauthorized, "InvalidToken", "the authentication token is missing, expired or not issued for "+s.opts.Audience)
 		return
 	}
+	// A fault is taken by the next request that would otherwise have been served.
+	s.mu.Lock()
+	var f *fault
+	if len(s.faults) > 0 {
+		f = &s.faults[0]
+		s.faults = s.faults[1:]
+	}
+	s.mu.Unlock()
 	if f != nil {
 		if f.retryAfter != "" {
 			w.Header().Set("Retry-After", f.retryAfter)
