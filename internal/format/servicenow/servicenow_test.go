@@ -405,3 +405,20 @@ func FuzzFormat(f *testing.F) {
 		checkDocument(t, fm, rec, out)
 	})
 }
+
+// Decode takes anything without panicking and accepts only documents that can drive an
+// incident.
+func FuzzDecode(f *testing.F) {
+	f.Add([]byte(`{"correlation_id":"a","status":"Active","fields":{"short_description":"x"}}`))
+	f.Add([]byte(`{"correlation_id":"a^b","status":"Resolved","fields":{"short_description":"x"}}`))
+	f.Add([]byte(`null`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d, err := Decode(b)
+		if err != nil {
+			return
+		}
+		if checkCorrelationID(d.CorrelationID) != nil || d.Fields["short_description"] == "" {
+			t.Fatalf("accepted %q", b)
+		}
+	})
+}

@@ -203,19 +203,20 @@ func (c *Client) resolveNames(ctx context.Context, f map[string]string) error {
 		if name == "" || isSysID(name) {
 			continue
 		}
+		// The lock is held across the lookup so that concurrent creates wait for one
+		// lookup instead of each making it.
 		key := ref[0] + "\x00" + name
 		c.namesMu.Lock()
 		id, ok := c.names[key]
-		c.namesMu.Unlock()
 		if !ok {
 			var err error
 			if id, err = c.lookupName(ctx, ref[0], ref[1], name); err != nil {
+				c.namesMu.Unlock()
 				return err
 			}
-			c.namesMu.Lock()
 			c.names[key] = id
-			c.namesMu.Unlock()
 		}
+		c.namesMu.Unlock()
 		f[col] = id
 	}
 	return nil
