@@ -36,7 +36,7 @@ func buildServiceNow(r *reader, d *pipeline.Destination, log *slog.Logger) {
 	for k, v := range r.prefixed("Fields") {
 		fc.Fields[k] = strings.TrimSpace(v)
 	}
-	r.check(fc.Validate())
+	checkEach(r, fc.Validate())
 
 	sc := snsink.DefaultConfig()
 	sc.URL = r.required("Url", "the instance URL, such as https://<instance>.service-now.com")
@@ -58,11 +58,9 @@ func buildServiceNow(r *reader, d *pipeline.Destination, log *slog.Logger) {
 	sc.Concurrency = r.integer("Concurrency", sc.Concurrency, 1, 64)
 	sc.RequestTimeout = r.duration("RequestTimeout", sc.RequestTimeout)
 	sc.TLS = readTLS(r)
+	// The transport's problems are reported with the mapping's, all at once.
+	checkEach(r, sc.Validate())
 	if len(r.errs) > 0 {
-		return
-	}
-	if err := sc.Validate(); err != nil {
-		r.check(err)
 		return
 	}
 	f, err := snformat.New(fc)
@@ -77,4 +75,16 @@ func buildServiceNow(r *reader, d *pipeline.Destination, log *slog.Logger) {
 	}
 	d.Formatter = f
 	d.Sink = client
+}
+
+// checkEach reports each of a joined error's problems on a line of its own, each naming the
+// destination.
+func checkEach(r *reader, err error) {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			r.check(e)
+		}
+		return
+	}
+	r.check(err)
 }
