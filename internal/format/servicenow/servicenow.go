@@ -62,6 +62,10 @@ type Document struct {
 	Create map[string]string `json:"create"`
 	// Close holds close_code and close_notes when Status is Resolved or Dismissed.
 	Close map[string]string `json:"close,omitempty"`
+	// OpenOnly says no incident is to be created while Status is Resolved or Dismissed: a
+	// healthy assessment needs no ticket. Alerts are created in any status, so that an
+	// export replayed out of order still finds the incident it belongs to.
+	OpenOnly bool `json:"open_only,omitempty"`
 }
 
 // Decode reads a document Format wrote and checks that it can drive an incident.
@@ -376,7 +380,7 @@ func RecommendationCorrelationID(armID string) string {
 }
 
 func (f *Formatter) recommendationDocument(rec *alert.Record) Document {
-	d := Document{CorrelationID: RecommendationCorrelationID(rec.ID), Status: recommendationStatus(rec.Status)}
+	d := Document{CorrelationID: RecommendationCorrelationID(rec.ID), Status: recommendationStatus(rec.Status), OpenOnly: true}
 	var b descBuilder
 	b.header("Microsoft Defender for Cloud recommendation", rec.Severity, d.Status)
 	b.kv("Assessment status", rec.Status)

@@ -188,8 +188,8 @@ func TestRecommendation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.Status != StatusResolved || d.Close == nil {
-		t.Errorf("a Healthy assessment: status %q close %v, want Resolved with close fields", d.Status, d.Close)
+	if d.Status != StatusResolved || d.Close == nil || !d.OpenOnly {
+		t.Errorf("a Healthy assessment: status %q close %v open_only %v, want Resolved with close fields, open only", d.Status, d.Close, d.OpenOnly)
 	}
 	if d.CorrelationID != "mdc-assessment-"+d.CorrelationID[len("mdc-assessment-"):] || len(d.CorrelationID) != 47 {
 		t.Errorf("correlation id %q", d.CorrelationID)
@@ -326,7 +326,7 @@ func checkDocument(t *testing.T, f *Formatter, rec *alert.Record, out []byte) {
 	}
 	for k := range generic {
 		switch k {
-		case "correlation_id", "kind", "status", "severity", "fields", "priority", "create", "close":
+		case "correlation_id", "kind", "status", "severity", "fields", "priority", "create", "close", "open_only":
 		default:
 			t.Fatalf("unexpected member %q in %s", k, out)
 		}

@@ -144,6 +144,10 @@ func (c *Client) sync(ctx context.Context, d snformat.Document) error {
 	if err != nil {
 		return err
 	}
+	if len(found) == 0 && d.OpenOnly && d.Status.Done() {
+		c.log.Debug("no incident for a record that needs no work", "correlation_id", d.CorrelationID, "status", string(d.Status))
+		return nil
+	}
 	if len(found) == 0 {
 		created, err := c.create(ctx, d)
 		if err != nil {

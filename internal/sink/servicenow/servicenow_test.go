@@ -564,3 +564,41 @@ func TestNamesResolved(t *testing.T) {
 		t.Errorf("an unknown group: %v", err)
 	}
 }
+
+// A recommendation opens an incident only while its resource is unhealthy, and closes it
+// when the resource is healthy again; an alert first seen resolved still gets its incident.
+func TestRecommendationOpensOnlyWhenUnhealthy(t *testing.T) {
+	s := startSim(t, snowsim.Options{})
+	c := newClient(t, s, nil)
+	f, err := snformat.New(snformat.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := alerttest.Assessment(t) // Healthy
+	render := func(status string) []byte {
+		r := *rec
+		r.Status = status
+		b, err := f.Format(nil, &r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	id := snformat.RecommendationCorrelationID(rec.ID)
+	mustSend(t, c, render("Healthy"))
+	if n := len(s.Records("incident")); n != 0 {
+		t.Fatalf("%d incidents for a healthy assessment", n)
+	}
+	mustSend(t, c, render("Unhealthy"))
+	if inc := only(t, s, id); inc["state"] != "1" {
+		t.Errorf("unhealthy: state %q", inc["state"])
+	}
+	mustSend(t, c, render("Healthy"))
+	if inc := only(t, s, id); inc["state"] != "6" {
+		t.Errorf("healthy again: state %q, want 6", inc["state"])
+	}
+	mustSend(t, c, doc(t, "first-seen-dismissed", "Dismissed", alert.SeverityLow, ""))
+	if inc := only(t, s, "first-seen-dismissed"); inc["state"] != "6" || inc["close_code"] != "No resolution provided" {
+		t.Errorf("an alert first seen dismissed: state %q close_code %q", inc["state"], inc["close_code"])
+	}
+}
