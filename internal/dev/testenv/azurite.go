@@ -22,9 +22,10 @@ const AzuriteAccountKey = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UV
 const AzuriteAccount = "devstoreaccount1"
 
 // Azurite is a private azurite-table instance on a loopback port, with its data in a directory
-// of the test's own, so a Stop and Start keeps what was written.
+// of its own, so a Stop and Start keeps what was written. Tests get one from StartAzurite;
+// programs without a testing.TB (the demo, the benchmark tool) from LaunchAzurite.
 type Azurite struct {
-	t    testing.TB
+	t    testing.TB // nil for LaunchAzurite
 	bin  string
 	dir  string
 	port int
@@ -49,6 +50,25 @@ func StartAzurite(t testing.TB) *Azurite {
 	return a
 }
 
+// LaunchAzurite starts the azurite-table binary bin on a free loopback port with its data in
+// dir and waits until it accepts connections. The caller stops it with Stop.
+func LaunchAzurite(bin, dir string) (*Azurite, error) {
+	if _, err := os.Stat(bin); err != nil {
+		return nil, fmt.Errorf("testenv: azurite-table not found at %s: ./build.sh test installs it", bin)
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	a := &Azurite{bin: bin, dir: dir, port: port}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err := a.startLocked(); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
 // TableEndpoint is the table service URL, account included.
 func (a *Azurite) TableEndpoint() string {
 	return fmt.Sprintf("http://127.0.0.1:%d/%s", a.port, AzuriteAccount)
@@ -64,13 +84,21 @@ func (a *Azurite) ConnectionString() string {
 func (a *Azurite) Port() int { return a.port }
 
 // Start runs the instance again after Stop, on the same port and data; it is a no-op when the
-// instance is running.
+// instance is running. It fails the test when the instance does not come up.
 func (a *Azurite) Start() {
-	a.t.Helper()
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if err := a.startLocked(); err != nil {
+		if a.t == nil {
+			panic(err)
+		}
+		a.t.Fatal(err)
+	}
+}
+
+func (a *Azurite) startLocked() error {
 	if a.cmd != nil {
-		return
+		return nil
 	}
 	cmd := exec.Command(a.bin,
 		"--tableHost", "127.0.0.1",
@@ -85,7 +113,7 @@ func (a *Azurite) Start() {
 	// Its own process group, so Stop reaches node and anything it spawned, and nothing else.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		a.t.Fatalf("testenv: starting azurite-table: %v", err)
+		return fmt.Errorf("testenv: starting azurite-table: %w", err)
 	}
 	done := make(chan struct{})
 	go func() {
@@ -100,17 +128,17 @@ func (a *Azurite) Start() {
 		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 		if err == nil {
 			c.Close()
-			return
+			return nil
 		}
 		select {
 		case <-done:
 			a.cmd = nil
-			a.t.Fatalf("testenv: azurite-table exited at start-up: %s", out.String())
+			return fmt.Errorf("testenv: azurite-table exited at start-up: %s", w.String())
 		default:
 		}
 		if time.Now().After(deadline) {
 			a.stopLocked()
-			a.t.Fatalf("testenv: azurite-table did not listen on %s within 30s: %v", addr, err)
+			return fmt.Errorf("testenv: azurite-table did not listen on %s within 30s: %w", addr, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -130,7 +158,7 @@ func (a *Azurite) stopLocked() {
 	pgid := a.cmd.Process.Pid
 	// Only SIGINT makes azurite-table close its database, which writes the data files a
 	// restart reads (SIGTERM loses up to the last 5 s of writes); SIGKILL only if it hangs.
-	if err := syscall.Kill(-pgid, syscall.SIGINT); err != nil && !errors.Is(err, syscall.ESRCH) {
+	if err := syscall.Kill(-pgid, syscall.SIGINT); err != nil && !errors.Is(err, syscall.ESRCH) && a.t != nil {
 		a.t.Logf("testenv: stopping azurite-table: %v", err)
 	}
 	select {
@@ -152,4 +180,10 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+func (l *lockedWriter) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.String()
 }

@@ -31,6 +31,7 @@ import (
 
 	"github.com/defender-siem/forwarder/internal/dev/hecrecv"
 	"github.com/defender-siem/forwarder/internal/dev/hostsim"
+	"github.com/defender-siem/forwarder/internal/dev/testenv"
 	"github.com/defender-siem/forwarder/internal/server"
 )
 
@@ -175,7 +176,8 @@ type rig struct {
 	hec      *hecrecv.Receiver
 	syslog   *tcpReceiver
 	cef      *tcpReceiver
-	store    *azurite
+	store    *testenv.Azurite
+	storeDir string
 	host     *hostsim.Host
 	env      []string
 	logs     *logCounter
@@ -186,7 +188,12 @@ type rig struct {
 func startRig(ctx context.Context, c Config) (*rig, error) {
 	r := &rig{logs: &logCounter{}}
 	var err error
-	if r.store, err = startAzurite(c.Azurite); err != nil {
+	if r.storeDir, err = os.MkdirTemp("", "bench-azurite-"); err != nil {
+		return nil, err
+	}
+	// A fresh directory: a run never sees an earlier run's dead letters.
+	if r.store, err = testenv.LaunchAzurite(c.Azurite, r.storeDir); err != nil {
+		_ = os.RemoveAll(r.storeDir)
 		return nil, err
 	}
 	if r.hec, err = hecrecv.Start(hecToken); err != nil {
@@ -205,7 +212,7 @@ func startRig(ctx context.Context, c Config) (*rig, error) {
 	}
 	r.env = []string{
 		"PATH=" + os.Getenv("PATH"),
-		"AzureWebJobsStorage=" + r.store.connectionString(),
+		"AzureWebJobsStorage=" + r.store.ConnectionString(),
 		"FUNCTIONS_WORKER_RUNTIME=custom",
 		"Destinations__splunk__Type=splunk_hec",
 		"Destinations__splunk__Url=" + r.hec.URL,
@@ -269,7 +276,8 @@ func (r *rig) close() {
 		_ = r.hec.Close()
 	}
 	if r.store != nil {
-		r.store.stop()
+		r.store.Stop()
+		_ = os.RemoveAll(r.storeDir)
 	}
 }
 

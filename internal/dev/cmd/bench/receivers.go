@@ -5,12 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"os/exec"
 	"sync"
 	"sync/atomic"
-	"syscall"
-	"time"
 )
 
 // frameCounter counts RFC 6587 octet-counted frames ("LEN SP MSG") in a byte stream fed in
@@ -144,63 +140,3 @@ func (r *tcpReceiver) Errors() []error {
 }
 
 func (r *tcpReceiver) Close() { _ = r.ln.Close() }
-
-// azurite is a private Table storage emulator for the dead letters.
-type azurite struct {
-	Port   int
-	cmd    *exec.Cmd
-	exited <-chan error
-}
-
-// connectionString is the emulator's well-known development account (a public constant of
-// Azurite, not a secret) on this instance's port.
-func (a *azurite) connectionString() string {
-	return fmt.Sprintf("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;TableEndpoint=http://127.0.0.1:%d/devstoreaccount1;", a.Port)
-}
-
-func startAzurite(bin string) (*azurite, error) {
-	if _, err := os.Stat(bin); err != nil {
-		return nil, fmt.Errorf("azurite-table not found at %s (./build.sh test installs it): %w", bin, err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	_ = ln.Close()
-	// In memory: nothing to clean up, and a run never sees an earlier run's dead letters.
-	cmd := exec.Command(bin, "--tableHost", "127.0.0.1", "--tablePort", fmt.Sprint(port),
-		"--skipApiVersionCheck", "--disableTelemetry", "--silent", "--inMemoryPersistence")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start azurite: %w", err)
-	}
-	a := &azurite{Port: port, cmd: cmd}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	a.exited = exited
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
-			_ = c.Close()
-			return a, nil
-		}
-		select {
-		case err := <-exited:
-			return nil, fmt.Errorf("azurite exited before it listened: %v", err)
-		default:
-		}
-	}
-	a.stop()
-	return nil, fmt.Errorf("azurite did not listen on port %d within 30s", port)
-}
-
-func (a *azurite) stop() {
-	_ = syscall.Kill(-a.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-a.exited:
-	case <-time.After(5 * time.Second):
-		_ = syscall.Kill(-a.cmd.Process.Pid, syscall.SIGKILL)
-		<-a.exited
-	}
-}

@@ -13,18 +13,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
-	"os/exec"
 	"path"
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/defender-siem/forwarder/internal/dev/hecrecv"
 	"github.com/defender-siem/forwarder/internal/dev/hostsim"
+	"github.com/defender-siem/forwarder/internal/dev/testenv"
 )
 
 //go:embed samples
@@ -46,13 +44,18 @@ func main() {
 func run(handler, appDir, azuriteBin string) error {
 	ctx := context.Background()
 
-	tablePort, stopAzurite, err := startAzurite(azuriteBin)
+	dir, err := os.MkdirTemp("", "demo-azurite-")
 	if err != nil {
 		return err
 	}
-	defer stopAzurite()
-	storage := fmt.Sprintf("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;TableEndpoint=http://127.0.0.1:%d/devstoreaccount1;", tablePort)
-	fmt.Printf("Azurite Table service on 127.0.0.1:%d\n", tablePort)
+	defer os.RemoveAll(dir)
+	az, err := testenv.LaunchAzurite(azuriteBin, dir)
+	if err != nil {
+		return err
+	}
+	defer az.Stop()
+	storage := az.ConnectionString()
+	fmt.Printf("Azurite Table service on 127.0.0.1:%d\n", az.Port())
 
 	hec, err := hecrecv.Start(hecToken)
 	if err != nil {
@@ -252,41 +255,6 @@ func printEvents(evs []hecrecv.Event) {
 		}
 		fmt.Printf("  time=%s sourcetype=%s index=%s event=%d bytes\n      fields: %s\n", t, ev.SourceType, ev.Index, len(ev.Event), strings.Join(fs, " "))
 	}
-}
-
-func startAzurite(bin string) (int, func(), error) {
-	if _, err := os.Stat(bin); err != nil {
-		return 0, nil, fmt.Errorf("azurite not found at %s: ./build.sh run installs it", bin)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, nil, err
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	dir, err := os.MkdirTemp("", "demo-azurite-")
-	if err != nil {
-		return 0, nil, err
-	}
-	cmd := exec.Command(bin, "--tableHost", "127.0.0.1", "--tablePort", fmt.Sprint(port), "--location", dir,
-		"--skipApiVersionCheck", "--disableTelemetry", "--silent")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return 0, nil, err
-	}
-	stop := func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		_ = cmd.Wait()
-		_ = os.RemoveAll(dir)
-	}
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
-			c.Close()
-			return port, stop, nil
-		}
-	}
-	stop()
-	return 0, nil, fmt.Errorf("azurite did not start on port %d", port)
 }
 
 type prefixed struct {
