@@ -15,6 +15,12 @@
 // finds a main entity finds its chunks; the payload's size and SHA-256 are checked on every
 // Get.
 //
+// Beside its letters, a destination's partition holds one mark per Event Hub partition it may
+// have letters for (RowKey `~partition:<id>`, Part -1, never listed). Put writes it with the
+// first letters; Forget, which the pipeline calls after every delivery, reads it and looks
+// for letters to clear only where it is, so that a delivery with nothing stored costs one
+// point read (see markPrefix).
+//
 // # Limits
 //
 // Azure allows 1 MiB per entity, counted with strings in UTF-16 and binary as raw bytes, 252

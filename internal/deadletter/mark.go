@@ -7,49 +7,48 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 )
 
 // Marks say where letters may be: one entity per destination and Event Hub partition that may
-// hold letters, in the reserved partition markPartition (destination names cannot begin with
-// '~'). A record that the host delivers again and that now reaches its destination must lose
-// its earlier letter, or a replay sends it a second time; a redelivery after an instance
-// failure carries no retry context, so the pipeline cannot know that the batch was seen
-// before and clears on every delivery. Without marks that would be a range query per
-// destination in every invocation; with them the normal path (no letters) is one point read
-// that finds nothing.
+// hold letters, in the destination's own partition with RowKey markPrefix+<partition>, which
+// no letter id can take (ids never hold '~', and continuations put it after the id). A record
+// that the host delivers again and that now reaches its destination must lose its earlier
+// letter, or a replay sends it a second time; a redelivery after an instance failure carries
+// no retry context, so the pipeline cannot know that the batch was seen before and clears on
+// every delivery. Without marks that would be a range query per destination in every
+// invocation; with them the normal path (no letters) is one point read that finds nothing.
 //
-// Put writes the mark of each (destination, partition) it stores letters for before the
+// Put writes a (destination, partition)'s mark in the same transaction as the first of its
 // letters, so that no letter is ever stored without its mark even when Put is cut short, and
-// touches it again after them. Forget looks for letters only where a mark is, and deletes the
-// mark when no letter of that partition is left, on the condition that nobody wrote it since
-// Forget read it: a Put that stores letters in the meantime touches the mark after storing
-// them, so either the delete fails or the check for remaining letters sees them.
-const markPartition = "~marks"
+// touches it again after the last. Forget looks for letters only where a mark is, and deletes
+// the mark when no letter of that partition is left, on the condition that nobody wrote it
+// since Forget read it: a Put that stores letters in the meantime touches the mark after
+// storing them, so either the delete fails or the check for remaining letters sees them.
+// Marks carry Part -1, which keeps them out of every query for letters (those ask for Part 0).
+const markPrefix = "~partition:"
 
-// Properties of a mark, for a reader of the table.
-const (
-	propMarkDestination = "Destination"
-)
-
-// markKey returns the mark's RowKey for a letter id of destination dest: the id's Event Hub
-// partition, as RowKey wrote it, and the destination. It returns false when id is not one
-// RowKey derives from coordinates (an id the caller chose); such letters carry no mark, and
-// Forget always looks for them.
-func markKey(dest, id string) (string, bool) {
+// markKey returns the RowKey of the mark for a letter id: markPrefix and the id's Event Hub
+// partition, as RowKey wrote it. It returns false when id is not one RowKey derives from
+// coordinates (an id the caller chose); such letters carry no mark, and Forget always looks
+// for them.
+func markKey(id string) (string, bool) {
 	seg, ok := partitionOf(id)
 	if !ok {
 		return "", false
 	}
-	// The segment never holds ':' (RowKey percent-encodes it), so the first ':' ends it.
-	rk := seg + ":" + dest
+	rk := markPrefix + seg
 	if checkKey(rk) != nil {
 		return "", false
 	}
 	return rk, true
 }
+
+// isMark reports whether a RowKey is a mark's.
+func isMark(rk string) bool { return strings.HasPrefix(rk, markPrefix) }
 
 // partitionOf returns the partition segment of an id RowKey derived:
 // <enqueued time, 24>-<partition>-<sequence, 20 digits>-<index, 6 digits>.
@@ -81,18 +80,15 @@ func marksOf(dest string, letters []*Letter) map[string]string {
 	}
 	marks := map[string]string{}
 	for _, l := range letters {
-		if rk, ok := markKey(dest, l.ID); ok {
+		if rk, ok := markKey(l.ID); ok {
 			marks[rk] = truncate(l.Coordinates.Partition, maxShortString)
 		}
 	}
 	return marks
 }
 
-// writeMarks writes (or touches) marks, in one transaction where they fit.
-func (s *Store) writeMarks(ctx context.Context, dest string, marks map[string]string) error {
-	if len(marks) == 0 {
-		return nil
-	}
+// markEntities returns dest's marks as entities, in RowKey order.
+func markEntities(dest string, marks map[string]string) []entity {
 	keys := make([]string, 0, len(marks))
 	for rk := range marks {
 		keys = append(keys, rk)
@@ -100,17 +96,12 @@ func (s *Store) writeMarks(ctx context.Context, dest string, marks map[string]st
 	sort.Strings(keys)
 	ents := make([]entity, 0, len(keys))
 	for _, rk := range keys {
-		ents = append(ents, entity{pk: markPartition, rk: rk, props: []property{
-			// Part -1 keeps marks out of every query for letters (they all ask for Part 0).
+		ents = append(ents, entity{pk: dest, rk: rk, props: []property{
 			{name: propPart, kind: kInt32, num: -1},
-			{name: propMarkDestination, kind: kString, str: dest},
 			{name: propEHPartition, kind: kString, str: marks[rk]},
 		}})
 	}
-	if err := s.writeBatches(ctx, ents, aztables.TransactionTypeInsertReplace); err != nil {
-		return fmt.Errorf("deadletter: marking partitions of %s: %w", dest, err)
-	}
-	return nil
+	return ents
 }
 
 // mark is a mark as read, with the version Forget may delete.
@@ -120,18 +111,18 @@ type mark struct {
 	etag      azcore.ETag
 }
 
-// readMark reads one mark; found is false when there is none.
-func (s *Store) readMark(ctx context.Context, rk string) (m mark, found bool, err error) {
-	resp, err := s.client.GetEntity(ctx, markPartition, rk, nil)
+// readMark reads one of dest's marks; found is false when there is none.
+func (s *Store) readMark(ctx context.Context, dest, rk string) (m mark, found bool, err error) {
+	resp, err := s.client.GetEntity(ctx, dest, rk, nil)
 	if isNotFound(err) {
 		return mark{}, false, nil
 	}
 	if err != nil {
-		return mark{}, false, fmt.Errorf("deadletter: reading mark %s: %w", rk, sdkError(err))
+		return mark{}, false, fmt.Errorf("deadletter: reading mark %s/%s: %w", dest, rk, sdkError(err))
 	}
 	var e stored
 	if err := json.Unmarshal(resp.Value, &e); err != nil {
-		return mark{}, false, fmt.Errorf("deadletter: reading mark %s: %w", rk, err)
+		return mark{}, false, fmt.Errorf("deadletter: reading mark %s/%s: %w", dest, rk, err)
 	}
 	return mark{rk: rk, partition: e.str(propEHPartition), etag: resp.ETag}, true, nil
 }
@@ -160,14 +151,14 @@ func (s *Store) settle(ctx context.Context, dest string, m mark) (bool, error) {
 		}
 	}
 	etag := m.etag
-	_, err := s.client.DeleteEntity(ctx, markPartition, m.rk, &aztables.DeleteEntityOptions{IfMatch: &etag})
+	_, err := s.client.DeleteEntity(ctx, dest, m.rk, &aztables.DeleteEntityOptions{IfMatch: &etag})
 	var re *azcore.ResponseError
 	if isNotFound(err) || (errors.As(err, &re) && re.StatusCode == http.StatusPreconditionFailed) {
 		// Gone already, or rewritten by a Put that stored letters since: keep what is there.
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("deadletter: clearing mark %s: %w", m.rk, sdkError(err))
+		return false, fmt.Errorf("deadletter: clearing mark %s/%s: %w", dest, m.rk, sdkError(err))
 	}
 	s.log.Debug("no dead letters left for this Event Hub partition", "destination", dest, "partition", m.partition)
 	return true, nil
@@ -175,10 +166,10 @@ func (s *Store) settle(ctx context.Context, dest string, m mark) (bool, error) {
 
 // forgetPlan splits ids by mark: marked maps each mark's RowKey to its ids; unmarked are ids
 // without a mark key, which Forget always looks for.
-func forgetPlan(dest string, ids []string) (marked map[string][]string, unmarked []string) {
+func forgetPlan(ids []string) (marked map[string][]string, unmarked []string) {
 	marked = map[string][]string{}
 	for _, id := range ids {
-		if rk, ok := markKey(dest, id); ok {
+		if rk, ok := markKey(id); ok {
 			marked[rk] = append(marked[rk], id)
 			continue
 		}

@@ -2,6 +2,7 @@ package deadletter
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -15,18 +16,28 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
 	"github.com/defender-siem/forwarder/internal/dev/testenv"
+	"github.com/defender-siem/forwarder/internal/sink"
 )
 
 // countingTransport counts the requests a store sends to the table service.
 type countingTransport struct {
 	mu   sync.Mutex
 	reqs []string
+	// failAfter, when positive, makes every request after that many fail, as a store that
+	// goes away mid-write.
+	failAfter int
+	sent      int
 }
 
 func (c *countingTransport) Do(r *http.Request) (*http.Response, error) {
 	c.mu.Lock()
 	c.reqs = append(c.reqs, r.Method+" "+r.URL.Path)
+	c.sent++
+	fail := c.failAfter > 0 && c.sent > c.failAfter
 	c.mu.Unlock()
+	if fail {
+		return nil, errors.New("connection refused (drill)")
+	}
 	return http.DefaultTransport.RoundTrip(r)
 }
 
@@ -51,7 +62,7 @@ func countedStore(t testing.TB) (*Store, *countingTransport) {
 		t.Fatal(err)
 	}
 	c, err := aztables.NewClientWithSharedKey(az.TableEndpoint()+"/"+s.cfg.Table, cred,
-		&aztables.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: ct}})
+		&aztables.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: ct, Retry: policy.RetryOptions{MaxRetries: -1}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,8 +103,10 @@ func TestMarksFollowLetters(t *testing.T) {
 	if err := s.Put(ctx, slices.Concat(p3, p5, other)); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := rawKeys(t, s, markPartition), []string{"3:other", "3:siem", "5:siem"}; !slices.Equal(got, want) {
-		t.Fatalf("marks %v, want %v", got, want)
+	for dest, want := range map[string][]string{"siem": {"~partition:3", "~partition:5"}, "other": {"~partition:3"}} {
+		if got := markKeys(t, s, dest); !slices.Equal(got, want) {
+			t.Fatalf("%s marks %v, want %v", dest, got, want)
+		}
 	}
 	// Marks are not letters: List and Counts never see them.
 	ls, err := s.List(ctx, ListOptions{IncludeParked: true})
@@ -107,26 +120,49 @@ func TestMarksFollowLetters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := counts[markPartition]; ok || len(counts) != 2 {
-		t.Errorf("Counts %v, want only siem and other", counts)
+	if n := counts["siem"][sink.ReasonUnreachable].Active; n != len(p3)+len(p5) || len(counts) != 2 {
+		t.Errorf("Counts %v, want %d letters of siem and 1 of other", counts, len(p3)+len(p5))
 	}
 
 	// Two of partition 3's records delivered: their letters go, the mark stays for the rest.
 	if err := s.Forget(ctx, "siem", ids(p3[:2])); err != nil {
 		t.Fatal(err)
 	}
-	if got := rawKeys(t, s, markPartition); !slices.Contains(got, "3:siem") {
-		t.Errorf("mark 3:siem gone while letters of partition 3 remain: %v", got)
+	if got := markKeys(t, s, "siem"); !slices.Contains(got, "~partition:3") {
+		t.Errorf("partition 3's mark gone while its letters remain: %v", got)
 	}
 	// The rest delivered: the mark goes with them; the other destination's and partition's stay.
 	if err := s.Forget(ctx, "siem", ids(p3[2:])); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := rawKeys(t, s, markPartition), []string{"3:other", "5:siem"}; !slices.Equal(got, want) {
-		t.Errorf("marks %v, want %v", got, want)
+	if got, want := markKeys(t, s, "siem"), []string{"~partition:5"}; !slices.Equal(got, want) {
+		t.Errorf("siem marks %v, want %v", got, want)
+	}
+	if got := markKeys(t, s, "other"); len(got) != 1 {
+		t.Errorf("other marks %v, want partition 3's", got)
 	}
 	if got, want := rawKeys(t, s, "siem"), ids(p5); !slices.Equal(got, want) {
 		t.Errorf("siem keeps %v, want %v", got, want)
+	}
+}
+
+// A Put cut short after its first transaction leaves letters, and their mark with them.
+func TestNoLetterWithoutItsMark(t *testing.T) {
+	s, ct := countedStore(t)
+	ctx := context.Background()
+	ls := lettersIn("siem", "3", 100, 250)
+	// The lookup of earlier copies, then the first transaction; everything after fails.
+	ct.failAfter = len(ct.take()) + 2
+	if err := s.Put(ctx, ls); err == nil {
+		t.Fatal("Put succeeded with the store gone")
+	}
+	ct.failAfter = 0
+	letters, marks := rawKeys(t, s, "siem"), markKeys(t, s, "siem")
+	if len(letters) == 0 || len(letters) == len(ls) {
+		t.Fatalf("%d of %d letters stored: the cut did not fall between transactions", len(letters), len(ls))
+	}
+	if !slices.Equal(marks, []string{"~partition:3"}) {
+		t.Errorf("%d letters stored with marks %v, want partition 3's", len(letters), marks)
 	}
 }
 
@@ -144,7 +180,7 @@ func TestForgetWithoutMarkIsOneRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	reqs := ct.take()
-	if len(reqs) != 1 || !strings.HasPrefix(reqs[0], "GET ") || !strings.Contains(reqs[0], "~marks") {
+	if len(reqs) != 1 || !strings.HasPrefix(reqs[0], "GET ") || !strings.Contains(reqs[0], "partition") {
 		t.Errorf("Forget without a mark sent %q, want one point read of the mark", reqs)
 	}
 	if n := len(rawKeys(t, s, "siem")); n != 3 {
@@ -166,14 +202,14 @@ func TestStaleMarkIsSettled(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := rawKeys(t, s, markPartition); len(got) != 1 {
+	if got := markKeys(t, s, "siem"); len(got) != 1 {
 		t.Fatalf("marks %v, want the one of partition 3", got)
 	}
 	later := lettersIn("siem", "3", 500, 5)
 	if err := s.Forget(ctx, "siem", ids(later)); err != nil {
 		t.Fatal(err)
 	}
-	if got := rawKeys(t, s, markPartition); len(got) != 0 {
+	if got := markKeys(t, s, "siem"); len(got) != 0 {
 		t.Errorf("marks %v left with no letters", got)
 	}
 	ct.take()
@@ -198,7 +234,7 @@ func TestParkedLettersKeepTheirMark(t *testing.T) {
 	if err := s.Forget(ctx, "siem", ids(ls[:1])); err != nil {
 		t.Fatal(err)
 	}
-	if got := rawKeys(t, s, markPartition); len(got) != 1 {
+	if got := markKeys(t, s, "siem"); len(got) != 1 {
 		t.Errorf("marks %v, want partition 3's kept for the parked letter", got)
 	}
 	if err := s.Forget(ctx, "siem", ids(ls[1:])); err != nil {
@@ -218,8 +254,8 @@ func TestSettleKeepsAMarkRewrittenMeanwhile(t *testing.T) {
 	if err := s.Put(ctx, first); err != nil {
 		t.Fatal(err)
 	}
-	rk, _ := markKey("siem", first[0].ID)
-	m, ok, err := s.readMark(ctx, rk)
+	rk, _ := markKey(first[0].ID)
+	m, ok, err := s.readMark(ctx, "siem", rk)
 	if err != nil || !ok {
 		t.Fatalf("mark: %v %v", ok, err)
 	}
@@ -236,7 +272,7 @@ func TestSettleKeepsAMarkRewrittenMeanwhile(t *testing.T) {
 	if cleared, err := s.settle(ctx, "siem", m); err != nil || cleared {
 		t.Errorf("settle with a stale version: cleared %v, err %v; want the mark kept", cleared, err)
 	}
-	if got := rawKeys(t, s, markPartition); len(got) != 1 {
+	if got := markKeys(t, s, "siem"); len(got) != 1 {
 		t.Errorf("marks %v, want partition 3's", got)
 	}
 }
@@ -252,7 +288,7 @@ func TestUnmarkedLetters(t *testing.T) {
 	if err := s.Put(ctx, []Letter{chosen, undecodable}); err != nil {
 		t.Fatal(err)
 	}
-	if got := rawKeys(t, s, markPartition); len(got) != 0 {
+	if got := markKeys(t, s, "siem"); len(got) != 0 {
 		t.Errorf("marks %v, want none", got)
 	}
 	if err := s.Forget(ctx, "siem", []string{chosen.ID}); err != nil {
@@ -268,63 +304,28 @@ func TestMarkKey(t *testing.T) {
 		return RowKey(Coordinates{Partition: p, SequenceNumber: seq, Index: idx, EnqueuedTime: t0})
 	}
 	tests := []struct {
-		dest, id string
-		want     string
-		ok       bool
+		id   string
+		want string
+		ok   bool
 	}{
-		{"siem", id("3", 42, 0), "3:siem", true},
-		{"siem", id("", 42, 0), ":siem", true},
-		{"siem", id("a-b", 7, 3), "a-b:siem", true},
-		{"siem", id("p:1/2", 7, 3), "p%3A1%2F2:siem", true},
-		{"siem", id("3", -5, 0), "3-:siem", true}, // not ordered, but stable
-		{"siem", "nocoord-00ff-1", "", false},
-		{"siem", "", "", false},
-		{"siem", "20261128T030405.1234567Z-3-0000000000000000004x-000000", "", false},
-		{"siem", id("3", 1, 0) + "~001", "", false},
+		{id("3", 42, 0), "~partition:3", true},
+		{id("", 42, 0), "~partition:", true},
+		{id("a-b", 7, 3), "~partition:a-b", true},
+		{id("p:1/2", 7, 3), "~partition:p%3A1%2F2", true},
+		{id("3", -5, 0), "~partition:3-", true}, // not ordered, but stable
+		{"nocoord-00ff-1", "", false},
+		{"", "", false},
+		{"20261128T030405.1234567Z-3-0000000000000000004x-000000", "", false},
+		{id("3", 1, 0) + "~001", "", false},
 	}
 	for _, tc := range tests {
-		got, ok := markKey(tc.dest, tc.id)
+		got, ok := markKey(tc.id)
 		if got != tc.want || ok != tc.ok {
-			t.Errorf("markKey(%q, %q) = %q %v, want %q %v", tc.dest, tc.id, got, ok, tc.want, tc.ok)
+			t.Errorf("markKey(%q) = %q %v, want %q %v", tc.id, got, ok, tc.want, tc.ok)
+		}
+		// A mark can never be taken for a letter or a continuation.
+		if ok && (checkID(got) == nil || !isContinuation(got)) {
+			t.Errorf("mark %q could pass for a letter id", got)
 		}
 	}
-	// Two destinations and two partitions never share a mark.
-	a, _ := markKey("a-b", id("c", 1, 0))
-	b, _ := markKey("b", id("c-a", 1, 0))
-	if a == b {
-		t.Errorf("marks collide: %q", a)
-	}
-	if err := checkDestination(markPartition); err == nil {
-		t.Error("a destination may not be named like the marks' partition")
-	}
-}
-
-// BenchmarkForgetDelivered is what clearing earlier letters costs a delivered batch of 100
-// records of partition 3, on loopback Azurite:
-//   - "no letters/mark read" is the normal path: no mark for the partition, one point read;
-//   - "no letters/range query" is what the same call would cost without marks (one range
-//     query over the batch's ids), shown for comparison;
-//   - the "others failing" variants hold 1,000 letters of partition 5 in the same time span,
-//     as when another partition's destination is down.
-func BenchmarkForgetDelivered(b *testing.B) {
-	s, _ := newStore(b)
-	ctx := context.Background()
-	delivered := ids(lettersIn("siem", "3", 100, 100))
-	run := func(name string, forget func() error) {
-		b.Run(name, func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				if err := forget(); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
-	run("no letters/mark read", func() error { return s.Forget(ctx, "siem", delivered) })
-	run("no letters/range query", func() error { return s.forgetRange(ctx, "siem", delivered) })
-	if err := s.Put(ctx, lettersIn("siem", "5", 100, 1000)); err != nil {
-		b.Fatal(err)
-	}
-	run("others failing/mark read", func() error { return s.Forget(ctx, "siem", delivered) })
-	run("others failing/range query", func() error { return s.forgetRange(ctx, "siem", delivered) })
 }

@@ -139,9 +139,6 @@ func checkDestination(d string) error {
 	if err := checkKey(d); err != nil {
 		return fmt.Errorf("%w: destination %q: %v", ErrInvalidLetter, truncate(d, 80), err)
 	}
-	if d == markPartition {
-		return fmt.Errorf("%w: destination %q is reserved", ErrInvalidLetter, d)
-	}
 	return nil
 }
 
@@ -210,10 +207,6 @@ func (s *Store) Put(ctx context.Context, letters []Letter) error {
 }
 
 func (s *Store) putPartition(ctx context.Context, dest string, letters []*Letter) error {
-	marks := marksOf(dest, letters)
-	if err := s.writeMarks(ctx, dest, marks); err != nil {
-		return err
-	}
 	prev, err := s.previous(ctx, dest, letters)
 	if err != nil {
 		return err
@@ -239,12 +232,20 @@ func (s *Store) putPartition(ctx context.Context, dest string, letters []*Letter
 		}
 		mains = append(mains, ents[0])
 	}
-	if err := s.writeBatches(ctx, mains, aztables.TransactionTypeInsertReplace); err != nil {
+	// The marks go first, in the first transaction with the letters (see markPrefix).
+	marks := markEntities(dest, marksOf(dest, letters))
+	if err := s.writeBatches(ctx, append(marks, mains...), aztables.TransactionTypeInsertReplace); err != nil {
 		return err
 	}
-	// Touched again now that the letters are stored: a Forget that read the mark before
-	// them can no longer delete it (see markPartition).
-	return s.writeMarks(ctx, dest, marks)
+	if len(marks) == 0 {
+		return nil
+	}
+	// Touched again now that every letter is stored: a Forget that read a mark before them
+	// can no longer delete it.
+	if err := s.writeBatches(ctx, marks, aztables.TransactionTypeInsertReplace); err != nil {
+		return fmt.Errorf("deadletter: marking partitions of %s: %w", dest, err)
+	}
+	return nil
 }
 
 // previous finds stored copies of letters among one destination's letters, reading only their
@@ -621,7 +622,7 @@ func (s *Store) Purge(ctx context.Context, opts ListOptions) (int, error) {
 // Forget deletes the letters with these ids (and their continuations) from destination's
 // partition, if there are any: the records they hold have just been delivered. Ids are
 // grouped by the Event Hub partition their letters would carry; a partition without a mark
-// (see markPartition) holds no letters, which costs one point read to learn, so the normal
+// (see markPrefix) holds no letters, which costs one point read to learn, so the normal
 // path (nothing stored) is cheap. Where a mark is, one range query over the ids' span finds
 // and deletes the letters, and the mark goes when none of that partition are left. Ids that
 // are not stored are ignored.
@@ -632,7 +633,7 @@ func (s *Store) Forget(ctx context.Context, destination string, ids []string) er
 	if err := checkDestination(destination); err != nil {
 		return err
 	}
-	marked, search := forgetPlan(destination, ids)
+	marked, search := forgetPlan(ids)
 	keys := make([]string, 0, len(marked))
 	for rk := range marked {
 		keys = append(keys, rk)
@@ -640,7 +641,7 @@ func (s *Store) Forget(ctx context.Context, destination string, ids []string) er
 	sort.Strings(keys)
 	var found []mark
 	for _, rk := range keys {
-		m, ok, err := s.readMark(ctx, rk)
+		m, ok, err := s.readMark(ctx, destination, rk)
 		if err != nil {
 			return err
 		}

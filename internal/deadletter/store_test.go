@@ -74,8 +74,33 @@ func letterAt(d string, at time.Time, seq int64, payload []byte) Letter {
 	}
 }
 
-// rawKeys lists every entity of a destination, continuations included, straight from the table.
+// rawKeys lists every letter entity of a destination, continuations included, straight from
+// the table; partition marks are left out (markKeys lists them).
 func rawKeys(t *testing.T, s *Store, dest string) []string {
+	t.Helper()
+	var keys []string
+	for _, k := range allKeys(t, s, dest) {
+		if !isMark(k) {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+// markKeys lists a destination's partition marks, straight from the table.
+func markKeys(t *testing.T, s *Store, dest string) []string {
+	t.Helper()
+	var keys []string
+	for _, k := range allKeys(t, s, dest) {
+		if isMark(k) {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+// allKeys lists every entity of a destination, straight from the table.
+func allKeys(t *testing.T, s *Store, dest string) []string {
 	t.Helper()
 	filter := "PartitionKey eq " + odataString(dest)
 	sel := "RowKey"
