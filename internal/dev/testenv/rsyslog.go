@@ -276,6 +276,16 @@ func (r *Rsyslog) Lines() int {
 	return bytes.Count(data, []byte{'\n'})
 }
 
+// Written reports how many bytes rsyslog has written to its output: the cheapest sign that
+// messages are arriving, for a poll that must react within milliseconds.
+func (r *Rsyslog) Written() int64 {
+	fi, err := os.Stat(r.out)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
 // LinesFrom counts, as cheaply as Lines, the lines of messages that came in on input.
 func (r *Rsyslog) LinesFrom(input string) int {
 	data, err := os.ReadFile(r.out)
