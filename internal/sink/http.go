@@ -31,7 +31,12 @@ func HTTPStatus(code int, h http.Header, now time.Time, err error) error {
 	if code >= 200 && code < 300 {
 		return nil
 	}
-	ra := ParseRetryAfter(h.Get("Retry-After"), now)
+	e := httpStatus(code, RetryAfterHeader(h, now), err)
+	e.(*Error).Status = code
+	return e
+}
+
+func httpStatus(code int, ra time.Duration, err error) error {
 	switch {
 	case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
 		return Retryable(ReasonThrottled, ra, err)
@@ -46,6 +51,17 @@ func HTTPStatus(code int, h http.Header, now time.Time, err error) error {
 	default:
 		return Permanent(ReasonRejected, err)
 	}
+}
+
+// RetryAfterHeader reads the pause an answer asks for: Azure's retry-after-ms or
+// x-ms-retry-after-ms when present (milliseconds), else Retry-After; capped at MaxRetryAfter.
+func RetryAfterHeader(h http.Header, now time.Time) time.Duration {
+	for _, k := range []string{"Retry-After-Ms", "X-Ms-Retry-After-Ms"} {
+		if ms, err := strconv.ParseInt(strings.TrimSpace(h.Get(k)), 10, 64); err == nil && ms > 0 {
+			return time.Duration(min(ms, int64(MaxRetryAfter/time.Millisecond))) * time.Millisecond
+		}
+	}
+	return ParseRetryAfter(h.Get("Retry-After"), now)
 }
 
 // ParseRetryAfter reads a Retry-After value, delay-seconds or an HTTP-date (RFC 9110 §10.2.3),

@@ -66,6 +66,9 @@ func TestHTTPStatus(t *testing.T) {
 			if err.Error() != "answer" {
 				t.Errorf("message %q, want the caller's", err)
 			}
+			if got := StatusOf(err); got != tt.status {
+				t.Errorf("status %d, want %d", got, tt.status)
+			}
 		})
 	}
 }
@@ -91,6 +94,26 @@ func TestParseRetryAfter(t *testing.T) {
 				t.Errorf("ParseRetryAfter(%q) = %v, want %v", tt.in, got, tt.want)
 			}
 		})
+	}
+}
+
+func TestRetryAfterHeader(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		h    http.Header
+		want time.Duration
+	}{
+		{http.Header{}, 0},
+		{http.Header{"Retry-After": {"3"}}, 3 * time.Second},
+		{http.Header{"Retry-After-Ms": {"1500"}, "Retry-After": {"3"}}, 1500 * time.Millisecond},
+		{http.Header{"X-Ms-Retry-After-Ms": {"250"}}, 250 * time.Millisecond},
+		{http.Header{"Retry-After-Ms": {"-1"}, "Retry-After": {"2"}}, 2 * time.Second},
+		{http.Header{"Retry-After-Ms": {"999999999999"}}, MaxRetryAfter},
+	}
+	for _, tt := range tests {
+		if got := RetryAfterHeader(tt.h, now); got != tt.want {
+			t.Errorf("RetryAfterHeader(%v) = %v, want %v", tt.h, got, tt.want)
+		}
 	}
 }
 
@@ -152,4 +175,15 @@ func FuzzSnippet(f *testing.F) {
 			t.Fatalf("snippet of %d bytes", len(s))
 		}
 	})
+}
+
+func TestStatusOfWrapped(t *testing.T) {
+	inner := HTTPStatus(500, http.Header{}, time.Now(), errors.New("answer"))
+	outer := Permanent(ReasonRejected, fmt.Errorf("%w; advice", inner))
+	if got := StatusOf(outer); got != 500 {
+		t.Errorf("StatusOf = %d, want the wrapped 500", got)
+	}
+	if got := StatusOf(errors.New("plain")); got != 0 {
+		t.Errorf("StatusOf(plain) = %d", got)
+	}
 }

@@ -48,6 +48,8 @@ type Error struct {
 	Permanent bool
 	// RetryAfter is the receiver's requested pause (Retry-After), zero when none.
 	RetryAfter time.Duration
+	// Status is the HTTP status of the answer the error stands for, 0 when there was none.
+	Status int
 	// Err is the underlying error.
 	Err error
 }
@@ -85,6 +87,19 @@ func RetryAfter(err error) (time.Duration, bool) {
 		return e.RetryAfter, true
 	}
 	return 0, false
+}
+
+// StatusOf returns the HTTP status err stands for (see HTTPStatus), 0 when none. An Error
+// that wraps another (a transport adding advice) stands for the status of the one inside.
+func StatusOf(err error) int {
+	var e *Error
+	for errors.As(err, &e) {
+		if e.Status != 0 {
+			return e.Status
+		}
+		err = e.Err
+	}
+	return 0
 }
 
 // ReasonOf returns err's reason. A context deadline reads as a timeout, anything else that was
