@@ -67,20 +67,30 @@ func leadingZero(frame []byte) bool {
 // parse back whole, and the data, whatever bytes it holds (LF, digits, a forged second frame),
 // must stay inside it.
 func FuzzFrameRoundTrip(f *testing.F) {
-	f.Add(1, "syslog", []byte("<13>1 - - - - - hi"))
-	f.Add(0, "serverclose", []byte{})
-	f.Add(999999999, "syslog", []byte("x\n2 syslog 1 y\n"))
-	f.Fuzz(func(t *testing.T, txnr int, cmd string, data []byte) {
+	f.Add(uint32(1), []byte("<13>1 - - - - - hi"))
+	f.Add(uint32(0), []byte{})
+	f.Add(uint32(999999999), []byte("x\n2 syslog 1 y\n"))
+	f.Add(uint32(1000000000), []byte("z"))
+	commands := []string{"syslog", "rsp", "open", "close", "serverclose", "X"}
+	f.Fuzz(func(t *testing.T, n uint32, data []byte) {
+		txnr := int(n)
+		cmd := commands[n%uint32(len(commands))]
 		out, err := relp.AppendFrame(nil, relp.Frame{Txnr: txnr, Command: cmd, Data: data})
-		if err != nil {
+		if txnr > relp.MaxTxnr {
+			if err == nil {
+				t.Fatalf("transaction number %d encoded as %q", txnr, out)
+			}
 			return
 		}
-		stream := append(out, "5 rsp 6 200 OK\n"...)
-		fr, n, err := relp.ParseFrame(stream, len(data)+1)
-		if err != nil || n != len(out) || fr.Txnr != txnr || fr.Command != cmd || !bytes.Equal(fr.Data, data) {
-			t.Fatalf("%d %q %q encoded as %q parsed as %+v (%d, %v)", txnr, cmd, data, out, fr, n, err)
+		if err != nil {
+			t.Fatalf("%d %q %q: %v", txnr, cmd, data, err)
 		}
-		next, _, err := relp.ParseFrame(stream[n:], 16)
+		stream := append(out, "5 rsp 6 200 OK\n"...)
+		fr, used, err := relp.ParseFrame(stream, len(data)+1)
+		if err != nil || used != len(out) || fr.Txnr != txnr || fr.Command != cmd || !bytes.Equal(fr.Data, data) {
+			t.Fatalf("%d %q %q encoded as %q parsed as %+v (%d, %v)", txnr, cmd, data, out, fr, used, err)
+		}
+		next, _, err := relp.ParseFrame(stream[used:], 16)
 		if err != nil || next.Txnr != 5 {
 			t.Fatalf("the frame after %q did not parse: %+v %v", out, next, err)
 		}
