@@ -3,6 +3,7 @@ package drills
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -91,6 +92,62 @@ func TestRELPCollectorKilledMidWindow(t *testing.T) {
 					t.Errorf("%d dead letters %v, want none: the retries should outlast the restart", len(ls), reasons(ls))
 				}
 			})
+		}
+	}
+}
+
+// Every destination type that rides on syslog takes a RELP address: syslog and LEEF over plain
+// RELP, CEF and LogRhythm's key/value syslog over RELP with TLS, all to one imrelp. Each record
+// arrives once per destination and nothing is dead-lettered.
+func TestRELPEverySyslogType(t *testing.T) {
+	r := newRig(t)
+	rs := testenv.StartRsyslogRELP(t)
+	tls := []string{"CAFile=" + rs.CAFile(), "ClientCert=" + rs.ClientCertFile(), "ClientKey=" + rs.ClientKeyFile()}
+	r.dest("relpsyslog", "Type=syslog", "Address="+rs.RELPAddress(), "Window=4")
+	r.dest("relpleef", "Type=leef", "Address="+rs.RELPAddress())
+	r.dest("relpcef", append([]string{"Type=cef", "Address=" + rs.RELPTLSAddress()}, tls...)...)
+	r.dest("relplr", append([]string{"Type=logrhythm", "Transport=syslog", "Address=" + rs.RELPTLSAddress(), "Window=1"}, tls...)...)
+	h := r.start()
+	bodies, ids := alerts(t, "relpall", 30)
+	h.mustSucceed(t, h.invoke(t, batch(bodies, 1), 0, time.Minute))
+	// Two destinations share each input; the payload tells them apart.
+	idRE := regexp.MustCompile(`relpall-[0-9]{5}`)
+	got := map[string]map[string]int{"relpsyslog": {}, "relpleef": {}, "relpcef": {}, "relplr": {}}
+	poll(30*time.Second, func() bool { return len(rs.Messages(t, 0, 0)) >= 4*len(ids) })
+	for _, m := range rs.Messages(t, 0, 0) {
+		raw := m.Fields["rawmsg"]
+		var dest string
+		switch in := m.Fields["inputname"]; {
+		case in == "relp" && strings.Contains(raw, "LEEF:2.0|"):
+			dest = "relpleef"
+		case in == "relp":
+			dest = "relpsyslog"
+		case in == "relptls" && strings.Contains(raw, "CEF:0|"):
+			dest = "relpcef"
+		case in == "relptls":
+			dest = "relplr"
+		default:
+			t.Fatalf("a message on input %q: %.200s", in, raw)
+		}
+		seen := map[string]bool{}
+		for _, id := range idRE.FindAllString(raw, -1) {
+			seen[id] = true
+		}
+		if len(seen) != 1 {
+			t.Fatalf("%s: want exactly one alert id in %.300q, found %v", dest, raw, seen)
+		}
+		for id := range seen {
+			got[dest][id]++
+		}
+	}
+	var ledgers []ledger
+	for _, d := range []string{"relpsyslog", "relpleef", "relpcef", "relplr"} {
+		ledgers = append(ledgers, ledger{Dest: d, Want: ids, Delivered: got[d]})
+	}
+	all := r.account(ledgers...)
+	for d, ls := range all {
+		if len(ls) != 0 {
+			t.Errorf("%s: %d dead letters %v, want none", d, len(ls), reasons(ls))
 		}
 	}
 }
