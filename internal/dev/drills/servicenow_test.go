@@ -10,6 +10,7 @@ import (
 
 	"github.com/defender-siem/forwarder/internal/dev/hostsim"
 	"github.com/defender-siem/forwarder/internal/dev/snowsim"
+	"github.com/defender-siem/forwarder/internal/dev/testenv"
 )
 
 const (
@@ -260,5 +261,36 @@ func TestServiceNowTwoHandlersRace(t *testing.T) {
 	b.mustSucceed(t, b.invoke(t, batch([][]byte{snowAlert(t, id, "Resolved", "", false)}, 20), 0, time.Minute))
 	if inc := oneIncident(t, s, id); inc["number"] != kept["number"] || inc["state"] != "6" {
 		t.Errorf("after Resolved: %s state %q", inc["number"], inc["state"])
+	}
+}
+
+// Wrong ServiceNow settings stop the handler at start, every problem named at once, and the
+// secrets among them are not echoed.
+func TestServiceNowBadSettingsStopTheStart(t *testing.T) {
+	r := newRig(t)
+	const clientSecret = "snowCLIENTSECRET-b71d0c39"
+	r.dest("snow", "Type=servicenow", "Url=ftp://instance", "ClientSecret="+clientSecret, "Impact__High=5",
+		"Fields__state=1", "ResolveState=7", "Tabel=incident")
+	stdout, stderr := &testenv.SyncBuffer{}, &testenv.SyncBuffer{}
+	host := &hostsim.Host{Path: handlerBin, Env: r.env, Dir: t.TempDir(), Stdout: stdout, Stderr: stderr}
+	if _, err := host.Start(context.Background(), 15*time.Second); err == nil {
+		_ = host.Stop(10 * time.Second)
+		t.Fatal("the handler started with wrong ServiceNow settings")
+	}
+	out := stdout.String() + stderr.String()
+	for _, want := range []string{
+		`Destinations__snow: servicenow: Url "ftp://instance"`,
+		"Destinations__snow: servicenow: ClientSecret is set without ClientId",
+		`Destinations__snow__Impact__High: "5": want one of 1, 2, 3`,
+		"Destinations__snow: servicenow: Fields__state: this column is written by the forwarder itself",
+		`Destinations__snow: servicenow: ResolveState "7" is one of ClosedStates`,
+		"Destinations__snow__tabel: unknown setting",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the start-up error does not say %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, clientSecret) {
+		t.Error("the start-up error shows the client secret")
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -125,6 +126,8 @@ func Start(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
+	// A client refusing the self-signed certificate is what a TLS test wants, not news.
+	s.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 	_ = s.srv.Listener.Close()
 	s.srv.Listener = ln
 	if opts.TLS {
