@@ -122,7 +122,7 @@ func buildOne(dc config.Destination, log *slog.Logger) (pipeline.Destination, []
 // intakes put keys in them under any name.
 func isSecretKey(k string) bool {
 	k = strings.ToLower(k)
-	return k == "token" || k == "password" || k == "authheader" || strings.HasPrefix(k, "headers__") || strings.Contains(k, "secret") || strings.Contains(k, "apikey")
+	return k == "token" || strings.Contains(k, "password") || k == "authheader" || strings.HasPrefix(k, "headers__") || strings.Contains(k, "secret") || strings.Contains(k, "apikey")
 }
 
 func readFilter(r *reader, defKinds []alert.Kind) pipeline.Filter {

@@ -156,15 +156,14 @@ func (s *xsiamSink) explain(err error) error {
 	if err == nil {
 		return nil
 	}
-	msg := err.Error()
-	switch {
-	case strings.Contains(msg, ": HTTP 500 "):
+	switch sink.StatusOf(err) {
+	case http.StatusInternalServerError:
 		comp := "gzip"
 		if !s.gzip {
 			comp = "uncompressed"
 		}
 		return sink.Permanent(sink.ReasonRejected, fmt.Errorf("%w; the XSIAM HTTP collector answers 500 when the request does not match its settings: set its Log Format to JSON and its Compression to %s (this destination's Gzip setting), then replay the dead letters", err, comp))
-	case strings.Contains(msg, ": HTTP 401 "), strings.Contains(msg, ": HTTP 403 "):
+	case http.StatusUnauthorized, http.StatusForbidden:
 		return sink.Permanent(sink.ReasonUnauthorized, fmt.Errorf("%w; the collector's key (ApiKey) is wrong, or the collector was deleted or disabled", err))
 	}
 	return err

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -87,22 +86,13 @@ func classifyResponse(re *azcore.ResponseError, where string, now time.Time) err
 	if detail != "" {
 		msg += ": " + detail
 	}
-	ra := retryAfter(h, now)
-	switch {
-	case code == http.StatusUnauthorized || code == http.StatusForbidden:
-		return sink.Permanent(sink.ReasonUnauthorized, fmt.Errorf("%s; %s", msg, roleHint))
-	case code == http.StatusRequestEntityTooLarge:
-		return sink.Permanent(sink.ReasonTooLarge, errors.New(msg))
-	case code == http.StatusNotFound:
-		return sink.Permanent(sink.ReasonRejected, fmt.Errorf("%s; check RuleId (the rule's immutable id) and that the rule declares the stream", msg))
-	case code == http.StatusTooManyRequests:
-		return sink.Retryable(sink.ReasonThrottled, ra, errors.New(msg))
-	case code == http.StatusRequestTimeout:
-		return sink.Retryable(sink.ReasonTimeout, ra, errors.New(msg))
-	case code >= 500:
-		return sink.Retryable(sink.ReasonUnreachable, ra, errors.New(msg))
+	switch code {
+	case http.StatusUnauthorized, http.StatusForbidden:
+		msg += "; " + roleHint
+	case http.StatusNotFound:
+		msg += "; check RuleId (the rule's immutable id) and that the rule declares the stream"
 	}
-	return sink.Permanent(sink.ReasonRejected, errors.New(msg))
+	return sink.HTTPStatus(code, h, now, errors.New(msg))
 }
 
 // classifyToken: Entra ID refused (400/401: a wrong secret, an unknown app or tenant) is
@@ -114,7 +104,7 @@ func classifyToken(afe *azidentity.AuthenticationFailedError, where string) erro
 	}
 	switch code := afe.RawResponse.StatusCode; {
 	case code == http.StatusTooManyRequests:
-		return sink.Retryable(sink.ReasonThrottled, retryAfter(afe.RawResponse.Header, time.Now()), errors.New(msg))
+		return sink.Retryable(sink.ReasonThrottled, sink.RetryAfterHeader(afe.RawResponse.Header, time.Now()), errors.New(msg))
 	case code >= 500:
 		return sink.Retryable(sink.ReasonUnreachable, 0, errors.New(msg))
 	}
@@ -166,35 +156,6 @@ func errorDetail(body []byte) string {
 		return oneLine(e.Error.Message)
 	}
 	return oneLine(e.Error.Code)
-}
-
-// maxRetryAfter keeps a broken Retry-After from parking a destination for days.
-const maxRetryAfter = time.Hour
-
-// retryAfter reads the service's pause: retry-after-ms / x-ms-retry-after-ms, else
-// Retry-After in seconds or as an HTTP date.
-func retryAfter(h http.Header, now time.Time) time.Duration {
-	if h == nil {
-		return 0
-	}
-	var d time.Duration
-	for _, k := range []string{"Retry-After-Ms", "X-Ms-Retry-After-Ms"} {
-		if ms, err := strconv.ParseInt(strings.TrimSpace(h.Get(k)), 10, 64); err == nil && ms > 0 {
-			d = time.Duration(min(ms, int64(maxRetryAfter/time.Millisecond))) * time.Millisecond
-			return d
-		}
-	}
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs <= 0 {
-			return 0
-		}
-		return time.Duration(min(secs, int64(maxRetryAfter/time.Second))) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
-	}
-	return min(max(d, 0), maxRetryAfter)
 }
 
 // oneLine makes text safe for one log line and short.

@@ -75,7 +75,7 @@ func FuzzAnswer(f *testing.F) {
 		if strings.ContainsAny(msg, "\r\n\x00") || !utf8.ValidString(msg) || len(msg) > 1000 {
 			t.Fatalf("message %q", msg)
 		}
-		if d, _ := sink.RetryAfter(err); d < 0 || d > maxRetryAfter {
+		if d, _ := sink.RetryAfter(err); d < 0 || d > sink.MaxRetryAfter {
 			t.Fatalf("pause %v", d)
 		}
 	})

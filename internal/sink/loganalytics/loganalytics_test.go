@@ -239,7 +239,7 @@ func TestResponses(t *testing.T) {
 		says       string
 	}{
 		{"throttled", 429, "7", sink.ReasonThrottled, false, 7 * time.Second, "HTTP 429"},
-		{"unavailable", 503, "", sink.ReasonUnreachable, false, 0, "HTTP 503"},
+		{"unavailable", 503, "", sink.ReasonThrottled, false, 0, "HTTP 503"},
 		{"server error", 500, "2", sink.ReasonUnreachable, false, 2 * time.Second, "HTTP 500"},
 		{"bad request", 400, "", sink.ReasonRejected, true, 0, "HTTP 400"},
 		{"forbidden", 403, "", sink.ReasonUnauthorized, true, 0, "Monitoring Metrics Publisher"},
