@@ -64,6 +64,10 @@ const (
 	fDollarID
 	fDollarRef
 	fRecords
+	fODataType
+	fProviderAlertID
+	fServiceSource
+	fLastUpdateDateTime
 	numFields
 )
 
@@ -128,6 +132,10 @@ var fieldIndex = map[string]int{
 	"$id":                              fDollarID,
 	"$ref":                             fDollarRef,
 	"records":                          fRecords,
+	"@odata.type":                      fODataType,
+	"provideralertid":                  fProviderAlertID,
+	"servicesource":                    fServiceSource,
+	"lastupdatedatetime":               fLastUpdateDateTime,
 }
 
 // maxFieldName is the longest name in fieldIndex; longer keys cannot match.

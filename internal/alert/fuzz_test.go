@@ -90,7 +90,7 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if (rec.Alert != nil) != (rec.Kind == KindAlert || rec.Kind == KindActivityLogAlert) {
+		if (rec.Alert != nil) != (rec.Kind == KindAlert || rec.Kind == KindActivityLogAlert || rec.Kind == KindGraphAlert) {
 			t.Fatalf("Alert set for kind %s", rec.Kind)
 		}
 		if rec.Alert != nil {

@@ -63,6 +63,8 @@ func (o Options) Parse(raw []byte, index int) (Record, error) {
 		parseAlertRecord(&top, &rec, o, armAlert)
 	case KindActivityLogAlert:
 		parseActivityLogAlert(&top, &rec, o)
+	case KindGraphAlert:
+		parseGraphAlert(d[start:], &rec, o)
 	case KindRecommendation, KindSubAssessment:
 		parseAssessment(&top, &rec)
 	case KindSecureScore, KindSecureScoreControl:
@@ -95,6 +97,8 @@ func isObject(v []byte) bool { return len(v) > 0 && v[0] == '{' }
 func detectKind(top *fieldSet) (kind Kind, armAlert bool) {
 	typ := top.str(fType)
 	switch {
+	case isGraphAlert(top):
+		return KindGraphAlert, false
 	case strings.EqualFold(typ, typeAlert):
 		return KindAlert, true
 	case isString(top[fAlertType]) && isString(top[fSystemAlertID]):

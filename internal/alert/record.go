@@ -17,13 +17,16 @@ const (
 	KindSecureScoreControl   Kind = "securescorecontrol"
 	KindRegulatoryCompliance Kind = "regulatorycompliance"
 	KindActivityLogAlert     Kind = "activitylogalert"
-	KindUnknown              Kind = "unknown"
+	// KindGraphAlert is an alert read from the Microsoft Graph Security API (alerts_v2), a
+	// microsoft.graph.security.alert object, as the Graph poll feeds it to the pipeline.
+	KindGraphAlert Kind = "graphalert"
+	KindUnknown    Kind = "unknown"
 )
 
 // Kinds lists every kind in a fixed order, for validation and documentation.
 var Kinds = []Kind{
 	KindAlert, KindRecommendation, KindSubAssessment, KindSecureScore,
-	KindSecureScoreControl, KindRegulatoryCompliance, KindActivityLogAlert, KindUnknown,
+	KindSecureScoreControl, KindRegulatoryCompliance, KindActivityLogAlert, KindGraphAlert, KindUnknown,
 }
 
 // Severity is Defender's severity scale. The zero value means the record carries none.
@@ -79,7 +82,8 @@ type Record struct {
 	// Description is the record's long description, when present.
 	Description string
 
-	// Alert holds the normalised alert for KindAlert and KindActivityLogAlert, nil otherwise.
+	// Alert holds the normalised alert for KindAlert, KindActivityLogAlert and KindGraphAlert,
+	// nil otherwise.
 	Alert *Alert
 }
 

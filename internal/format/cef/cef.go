@@ -109,7 +109,8 @@ type Pair struct {
 // Alerts: act (ActionTaken), cat (intent), cs1 alert id, cs2 resource id, cs3 subscription,
 // cs4 alert URI, cs5 techniques, cs6 compromised entity (each with its csNLabel),
 // deviceExternalId (subscription), dhost (host entity or compromised entity), end,
-// externalId (the alert id when it fits in 40 characters), flexString1 (status), fname
+// externalId (the alert id when it fits in 40 characters), flexString1 (status),
+// flexString2 (Graph alerts: classification/determination, labelled Verdict), fname
 // (file entity), msg (description), request (url entity), rt (time generated), src (ip
 // entity), start, suser (account entity). Other kinds: cat (kind), cs1 record id, cs2, cs3,
 // deviceExternalId, flexString1, msg, rt.
@@ -167,14 +168,36 @@ func Extension(rec *alert.Record) []Pair {
 		add("flexString1", st, maxString)
 		add("flexString1Label", "Status", 128)
 	}
+	if v := graphVerdict(rec); v != "" {
+		add("flexString2", v, maxString)
+		add("flexString2Label", "Verdict", 128)
+	}
 	add("fname", ents.file, maxString)
 	add("msg", or(a.Description, rec.Description), maxString)
 	add("request", ents.url, maxString)
-	add("rt", ms(firstTime(a.TimeGenerated, rec.Time, a.StartTime)), 20)
+	rt := firstTime(a.TimeGenerated, rec.Time, a.StartTime)
+	if rec.Kind == alert.KindGraphAlert {
+		// A Graph alert is re-read at every update: its time is the update's.
+		rt = firstTime(rec.Time, a.TimeGenerated)
+	}
+	add("rt", ms(rt), 20)
 	add("src", ents.ip, 45)
 	add("start", ms(a.StartTime), 20)
 	add("suser", ents.account, maxString)
 	return ps
+}
+
+// graphVerdict is a Graph alert's XDR verdict as "classification/determination" ("" for other
+// kinds, and when Graph has set neither).
+func graphVerdict(rec *alert.Record) string {
+	if rec.Kind != alert.KindGraphAlert || rec.Alert == nil {
+		return ""
+	}
+	c, d := rec.Alert.ExtendedProperties["classification"], rec.Alert.ExtendedProperties["determination"]
+	if c == "" && d == "" {
+		return ""
+	}
+	return c + "/" + d
 }
 
 func firstTime(ts ...time.Time) time.Time {

@@ -137,6 +137,10 @@ func SourceTypeFor(k alert.Kind) string {
 	switch k {
 	case alert.KindAlert, alert.KindActivityLogAlert:
 		return "mscs:azure:security:alert"
+	case alert.KindGraphAlert:
+		// Ours, not an add-on's: the Microsoft Azure add-on's ms:graph:security:alerts
+		// expects the retired v1 alert, whose field names differ.
+		return "ms:graph:security:alert_v2"
 	case alert.KindRecommendation, alert.KindSubAssessment, alert.KindSecureScore,
 		alert.KindSecureScoreControl, alert.KindRegulatoryCompliance:
 		return "mscs:azure:security:" + string(k)
@@ -219,7 +223,7 @@ func (f *Formatter) Format(dst []byte, rec *alert.Record) ([]byte, error) {
 			sub = a.SubscriptionID
 		}
 	}
-	if kind == alert.KindAlert || kind == alert.KindActivityLogAlert {
+	if kind == alert.KindAlert || kind == alert.KindActivityLogAlert || kind == alert.KindGraphAlert {
 		if alertID == "" {
 			alertID = rec.ID
 		}

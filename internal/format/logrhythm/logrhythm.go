@@ -234,6 +234,8 @@ func subject(k alert.Kind) string {
 		return "Microsoft Defender for Cloud alert"
 	case alert.KindActivityLogAlert:
 		return "Microsoft Defender for Cloud activity log alert"
+	case alert.KindGraphAlert:
+		return "Microsoft Graph security alert"
 	case alert.KindRecommendation:
 		return "Microsoft Defender for Cloud recommendation"
 	case alert.KindSubAssessment:

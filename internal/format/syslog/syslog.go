@@ -119,7 +119,10 @@ func Params(rec *alert.Record) []Param {
 		add("alertId", or(a.SystemAlertID, rec.ID))
 		add("alertType", a.AlertType)
 		add("alertUri", a.AlertURI)
+		// Graph alerts carry the XDR verdict; export alerts have none, so these stay out.
+		add("classification", graphVerdict(rec, "classification"))
 		add("compromisedEntity", a.CompromisedEntity)
+		add("determination", graphVerdict(rec, "determination"))
 		add("displayName", or(a.DisplayName, rec.DisplayName))
 		add("intent", strings.Join(a.Intent, ","))
 		add("productName", a.ProductName)
@@ -211,4 +214,12 @@ func appendSummary(dst []byte, rec *alert.Record) []byte {
 		dst = appendMsgText(dst, id)
 	}
 	return dst
+}
+
+// graphVerdict returns a Graph alert's classification or determination, "" for other kinds.
+func graphVerdict(rec *alert.Record, name string) string {
+	if rec.Kind != alert.KindGraphAlert || rec.Alert == nil {
+		return ""
+	}
+	return rec.Alert.ExtendedProperties[name]
 }
