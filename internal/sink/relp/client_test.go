@@ -616,3 +616,50 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("default window %d, want 128", d.Window)
 	}
 }
+
+// BenchmarkClient measures the client alone against a scripted server on loopback that answers
+// every message at once: the window's effect without a collector's cost.
+func BenchmarkClient(b *testing.B) {
+	for _, window := range []int{1, 16, 128} {
+		b.Run(fmt.Sprintf("window %d", window), func(b *testing.B) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer ln.Close()
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					go answerAll(&syncList{})(&peer{t: b, conn: c, r: bufio.NewReader(c)})
+				}
+			}()
+			cfg := relp.DefaultConfig()
+			cfg.Address = ln.Addr().String()
+			cfg.Window = window
+			c, err := relp.New(cfg, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			msg := []byte("<134>1 2026-11-28T08:00:00Z fwd-1 defender - alert - " + strings.Repeat("x", 1000))
+			batch := make([][]byte, 1000)
+			for i := range batch {
+				batch[i] = msg
+			}
+			b.SetBytes(int64(len(msg)))
+			b.ResetTimer()
+			for sent := 0; sent < b.N; sent += len(batch) {
+				n := min(len(batch), b.N-sent)
+				for i, err := range c.Send(context.Background(), batch[:n]) {
+					if err != nil {
+						b.Fatalf("message %d: %v", i, err)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
+}
