@@ -231,7 +231,7 @@ func TestServiceNowTwoHandlersRace(t *testing.T) {
 	s := r.snow("snow")
 	a, b := r.start(), r.start()
 	const id = "2517184898549829577_snow-race"
-	s.HoldLookups(2)
+	s.HoldLookups(2, 20*time.Second)
 	var wg sync.WaitGroup
 	for i, h := range []*handler{a, b} {
 		wg.Go(func() {

@@ -93,6 +93,7 @@ type Server struct {
 }
 
 type gate struct {
+	bound   time.Duration
 	want    int
 	arrived int
 	open    chan struct{}
@@ -195,11 +196,11 @@ func (s *Server) ExpireTokens() {
 
 // HoldLookups holds the next n queries (GETs with sysparm_query) until all n have arrived, so
 // that n clients all see the same answer before any of them writes. A held query is released
-// after 20 seconds at the latest.
-func (s *Server) HoldLookups(n int) {
+// after bound at the latest.
+func (s *Server) HoldLookups(n int, bound time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.hold = &gate{want: n, open: make(chan struct{})}
+	s.hold = &gate{want: n, open: make(chan struct{}), bound: bound}
 }
 
 // Requests returns the requests answered so far.
@@ -511,7 +512,7 @@ func (s *Server) table(w http.ResponseWriter, r *http.Request, body []byte) {
 	if hold != nil {
 		select {
 		case <-hold.open:
-		case <-time.After(20 * time.Second):
+		case <-time.After(hold.bound):
 		}
 	}
 

@@ -241,7 +241,7 @@ func TestRaceBetweenInstancesHeals(t *testing.T) {
 	s := startSim(t, snowsim.Options{})
 	a, b := newClient(t, s, nil), newClient(t, s, nil)
 	const id = "raced"
-	s.HoldLookups(2)
+	s.HoldLookups(2, 20*time.Second)
 	var wg sync.WaitGroup
 	var errA, errB []error
 	wg.Go(func() { errA = send(t, a, doc(t, id, "Active", alert.SeverityHigh, "")) })
@@ -600,5 +600,26 @@ func TestRecommendationOpensOnlyWhenUnhealthy(t *testing.T) {
 	mustSend(t, c, doc(t, "first-seen-dismissed", "Dismissed", alert.SeverityLow, ""))
 	if inc := only(t, s, "first-seen-dismissed"); inc["state"] != "6" || inc["close_code"] != "No resolution provided" {
 		t.Errorf("an alert first seen dismissed: state %q close_code %q", inc["state"], inc["close_code"])
+	}
+}
+
+// Within one process, exports of the same alert wait for each other: concurrent Sends of a
+// new alert create one incident, with no duplicate to heal. The instance holds the first
+// lookup for a while for a second one, which arrives only if the client does not serialise.
+func TestSameAlertSerialisedWithinAProcess(t *testing.T) {
+	s := startSim(t, snowsim.Options{})
+	c := newClient(t, s, nil)
+	s.HoldLookups(2, 500*time.Millisecond)
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			if err := send(t, c, doc(t, "serialised", "Active", alert.SeverityHigh, ""))[0]; err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := len(s.Records("incident")); n != 1 {
+		t.Errorf("%d incidents created, want 1: two exports of one alert ran at once", n)
 	}
 }
