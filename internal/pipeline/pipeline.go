@@ -1,7 +1,7 @@
 // Package pipeline is where the parts meet: it splits each Event Hub message into records,
 // hands every record to each destination whose filter takes it, formats and sends it with
-// retries inside the invocation's budget, and writes whatever still failed to the dead-letter
-// store. Its Report tells the handler whether every (record, destination) pair was delivered
+// retries inside the invocation's budget, writes whatever still failed to the dead-letter
+// store, and clears the earlier dead letters of what it delivered. Its Report tells the handler whether every (record, destination) pair was delivered
 // or stored, which is the only condition under which the invocation may succeed.
 package pipeline
 
