@@ -1,8 +1,9 @@
 // Command demo shows the forwarder's main job on one machine, without Azure: it starts
-// Azurite (the Table storage emulator) and a local Splunk HEC receiver, starts the real handler
-// binary exactly as the Functions host would, plays the bundled Defender sample exports at it
-// in the host's Event Hubs envelope, and prints what the receiver got and how each invocation
-// ended. `./build.sh run` runs it.
+// Azurite (the Table storage emulator), local receivers for Splunk HEC, syslog, CEF and
+// LogRhythm, and imitations of a ServiceNow instance and of the Azure Monitor Logs Ingestion
+// API, starts the real handler binary exactly as the Functions host would, plays the bundled
+// Defender sample exports at it in the host's Event Hubs envelope, and prints what each
+// receiver got and how each invocation ended. `./build.sh run` runs it.
 package main
 
 import (
@@ -22,6 +23,8 @@ import (
 
 	"github.com/defender-siem/forwarder/internal/dev/hecrecv"
 	"github.com/defender-siem/forwarder/internal/dev/hostsim"
+	"github.com/defender-siem/forwarder/internal/dev/lasim"
+	"github.com/defender-siem/forwarder/internal/dev/snowsim"
 	"github.com/defender-siem/forwarder/internal/dev/testenv"
 )
 
@@ -86,7 +89,29 @@ func run(handler, appDir, azuriteBin string) error {
 		return err
 	}
 	defer lr.Close()
-	fmt.Printf("syslog receiver (RFC 5424) on %s, ArcSight-style CEF receiver on %s, LogRhythm webhook on %s\n\n", rsys.Addr, arc.Addr, lr.URL)
+	fmt.Printf("syslog receiver (RFC 5424) on %s, ArcSight-style CEF receiver on %s, LogRhythm webhook on %s\n", rsys.Addr, arc.Addr, lr.URL)
+	snow, err := snowsim.Start(snowsim.Options{User: snowUser, Password: snowPassword, TLS: true})
+	if err != nil {
+		return err
+	}
+	defer snow.Close()
+	snowCA := path.Join(dir, "servicenow-ca.pem")
+	if err := os.WriteFile(snowCA, snow.CertificatePEM(), 0o600); err != nil {
+		return err
+	}
+	la, err := lasim.Start(lasim.Options{})
+	if err != nil {
+		return err
+	}
+	defer la.Close()
+	// The function app's system-assigned identity, with Monitoring Metrics Publisher on the rule.
+	la.AddManagedIdentity("")
+	la.Grant("system")
+	laCA, err := la.WriteCA(dir)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("ServiceNow instance imitation on %s, Logs Ingestion API imitation on %s (rule %s)\n\n", snow.URL, la.URL, la.RuleID)
 
 	host := &hostsim.Host{
 		Path: handler,
@@ -112,6 +137,18 @@ func run(handler, appDir, azuriteBin string) error {
 			"Destinations__arcsight__Hostname=defender-forwarder",
 			"Destinations__logrhythm__Type=logrhythm",
 			"Destinations__logrhythm__Url=" + lr.URL,
+			"Destinations__servicenow__Type=servicenow",
+			"Destinations__servicenow__Url=" + snow.URL,
+			"Destinations__servicenow__Username=" + snowUser,
+			"Destinations__servicenow__Password=" + snowPassword,
+			"Destinations__servicenow__CAFile=" + snowCA,
+			"Destinations__sentinel__Type=log_analytics",
+			"Destinations__sentinel__Endpoint=" + la.URL,
+			"Destinations__sentinel__RuleId=" + la.RuleID,
+			"Destinations__sentinel__CAFile=" + laCA,
+			// What App Service gives a function app with a managed identity.
+			"IDENTITY_ENDPOINT=" + la.IdentityEndpoint,
+			"IDENTITY_HEADER=" + la.IdentityHeader,
 			"DeadLetter__ReplaySchedule=0 */15 * * * *",
 			"Forwarder__LogLevel=error",
 		},
@@ -165,10 +202,39 @@ func run(handler, appDir, azuriteBin string) error {
 		b, _ := json.MarshalIndent(objs[0], "  ", "  ")
 		fmt.Println("  " + string(b))
 	}
+	fmt.Printf("\nThe Log Analytics rule stored %d rows in Custom-DefenderForCloud; the columns of the first:\n", len(la.Rows("Custom-DefenderForCloud")))
+	if rows := la.Rows("Custom-DefenderForCloud"); len(rows) > 0 {
+		var cols []string
+		for k, v := range rows[0] {
+			if k != "Record" && k != "Entities" && k != "ExtendedProperties" {
+				cols = append(cols, k+"="+shorten(string(v), 80))
+			}
+		}
+		sort.Strings(cols)
+		fmt.Println("  " + strings.Join(cols, "\n  "))
+	}
+	fmt.Println("\nServiceNow incidents (one per alert, found by correlation_id):")
+	printIncidents(snow)
 	last := results[len(results)-1]
 	if !last.Succeeded() {
 		return fmt.Errorf("the last invocation failed with HTTP %d", last.Status)
 	}
+
+	fmt.Println("\nDefender resolves the alert and exports it again:")
+	resolved, err := withStatus(bodies[alertSample(names)], "Resolved")
+	if err != nil {
+		return err
+	}
+	rb := batch
+	rb.Bodies, rb.FirstSequence = [][]byte{resolved}, batch.FirstSequence+int64(len(bodies))
+	rr, err := host.InvokeBatch(ctx, "ForwardAlerts", rb, 1)
+	if err != nil {
+		return err
+	}
+	r := rr[len(rr)-1]
+	fmt.Printf("  HTTP %d, %s\n", r.Status, strings.Join(r.Response.Logs, "; "))
+	fmt.Println("ServiceNow incidents now (the same incident, resolved):")
+	printIncidents(snow)
 
 	fmt.Println("\nDead letters in Azurite (the operator's DeadLetters function, GET deadletters/list):")
 	if err := showDeadLetters(ctx, host); err != nil {
@@ -186,6 +252,46 @@ func run(handler, appDir, azuriteBin string) error {
 	printEvents(down.Events())
 	fmt.Println("\nDead letters left (the not-JSON message stays for an operator to inspect):")
 	return showDeadLetters(ctx, host)
+}
+
+// The imitated instance's account: made-up values, not credentials.
+const (
+	snowUser     = "svc_defender"
+	snowPassword = "demo-password-7f3a"
+)
+
+func printIncidents(snow *snowsim.Server) {
+	recs := snow.Records("incident")
+	if len(recs) == 0 {
+		fmt.Println("  (none)")
+	}
+	for _, rec := range recs {
+		fmt.Printf("  %s state=%s impact=%s urgency=%s close_code=%q correlation_id=%s\n      short_description: %s\n",
+			rec["number"], rec["state"], rec["impact"], rec["urgency"], rec["close_code"], rec["correlation_id"], rec["short_description"])
+		for _, n := range snow.WorkNotes(rec["sys_id"]) {
+			fmt.Println("      work note: " + shorten(strings.ReplaceAll(n, "\n", " / "), 160))
+		}
+	}
+}
+
+// alertSample is the index of the flat sample alert among the samples.
+func alertSample(names []string) int {
+	for i, n := range names {
+		if n == "alert.json" {
+			return i
+		}
+	}
+	return 0
+}
+
+// withStatus is the alert as Defender exports it again after a status change.
+func withStatus(alert []byte, status string) ([]byte, error) {
+	var m map[string]any
+	if err := json.Unmarshal(alert, &m); err != nil {
+		return nil, err
+	}
+	m["Status"] = status
+	return json.Marshal(m)
 }
 
 func showDeadLetters(ctx context.Context, host *hostsim.Host) error {
