@@ -58,6 +58,8 @@ type Config struct {
 	LogLevel slog.Level
 	// Lookup reads any setting by its exact name (for the dead-letter store's settings).
 	Lookup func(string) (string, bool)
+	// Graph is the Graph Security API input; Graph.Enabled is false without Graph settings.
+	Graph *Graph
 }
 
 // Defaults for the global settings.
@@ -183,6 +185,9 @@ func Load(environ []string, appRoot string) (*Config, error) {
 	sort.Slice(c.Destinations, func(i, j int) bool {
 		return strings.ToLower(c.Destinations[i].Name) < strings.ToLower(c.Destinations[j].Name)
 	})
+	g, gerr := LoadGraph(env)
+	c.Graph = g
+	errs = append(errs, gerr)
 	if len(groups) == 0 {
 		errs = append(errs, errors.New("no destination configured: set Destinations__<name>__Type (for example Destinations__splunk__Type=splunk_hec)"))
 	}
