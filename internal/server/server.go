@@ -44,6 +44,9 @@ type Options struct {
 	// still arriving after it is cut and answered 408. Zero means no bound.
 	BodyReadTimeout time.Duration
 	Logger          *slog.Logger
+	// Graph runs the PollGraphAlerts timer; nil when the Graph input is not configured, in
+	// which case the function answers success and does nothing.
+	Graph GraphPoller
 }
 
 // Budget splits an invocation's time: deliveries may retry until deliverBy; the rest is kept
@@ -67,6 +70,7 @@ func New(p Processor, op Operator, opts Options) http.Handler {
 		w.WriteHeader(http.StatusOK)
 	})
 	r.Post("/"+ForwardFunction, forward(p, opts))
+	r.Post("/"+GraphFunction, pollGraph(opts.Graph, opts))
 	if op != nil {
 		r.Post("/"+ReplayFunction, replayTimer(op, opts))
 		r.Post("/"+DeadLettersFunction, deadLetters(op, opts))
