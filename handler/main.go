@@ -132,6 +132,8 @@ type app struct {
 	dests    []pipeline.Destination
 	store    *lazyStore
 	pipeline *pipeline.Pipeline
+	// graph is nil unless the Graph input is configured.
+	graph server.GraphPoller
 }
 
 func (a *app) close() {
@@ -171,6 +173,9 @@ func build(cfg *config.Config, stdout io.Writer) (*app, error) {
 	if dlErr == nil {
 		secrets = append(secrets, dlCfg.AccountKey, dlCfg.SAS)
 	}
+	if cfg.Graph != nil {
+		secrets = append(secrets, cfg.Graph.Secrets()...)
+	}
 	boot := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	built, err := destination.Build(cfg, boot)
 	if err != nil || dlErr != nil {
@@ -184,6 +189,13 @@ func build(cfg *config.Config, stdout io.Writer) (*app, error) {
 	a.pipeline = pipeline.New(built.Destinations, pipeline.Options{Store: store, Logger: log, Scrub: scrub.String})
 	for _, d := range built.Destinations {
 		log.Info("destination ready", "destination", d.Name, "type", d.Type)
+	}
+	if cfg.Graph != nil && cfg.Graph.Enabled {
+		poller, err := buildGraph(cfg.Graph, dlCfg, a.pipeline, log)
+		if err != nil {
+			return nil, err
+		}
+		a.graph = poller
 	}
 	return a, nil
 }
@@ -201,7 +213,7 @@ func serve(cfg *config.Config, a *app, stderr io.Writer) int {
 	defer cancelBase()
 	srv := &http.Server{
 		Handler: server.New(a.pipeline, a.operator(), server.Options{FunctionTimeout: cfg.FunctionTimeout, MaxRequestBytes: cfg.MaxRequestBytes,
-			BodyReadTimeout: cfg.BodyReadTimeout, Logger: a.log}),
+			BodyReadTimeout: cfg.BodyReadTimeout, Logger: a.log, Graph: a.graph}),
 		// The body has its own deadline, from the end of the headers (server.Options);
 		// ReadTimeout is the backstop for a request no route reads, whose body the server
 		// would otherwise wait for without end while it discards it.

@@ -105,7 +105,11 @@ type alertKey struct {
 
 func (p *Poller) pollTenant(ctx context.Context, marks Marks, t Tenant, deliverBy time.Time) TenantResult {
 	r := TenantResult{Tenant: t.Name}
-	log := p.Logger.With("tenant", t.Name)
+	log := p.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("tenant", t.Name)
 	prev, err := marks.Load(ctx, t.Name)
 	if err != nil {
 		r.Err = err
@@ -113,7 +117,11 @@ func (p *Poller) pollTenant(ctx context.Context, marks Marks, t Tenant, deliverB
 	}
 	r.Since = prev.Mark.Add(-p.Overlap)
 	if prev.Mark.IsZero() {
-		r.Since = p.StartFrom(p.Now())
+		now := time.Now()
+		if p.Now != nil {
+			now = p.Now()
+		}
+		r.Since = p.StartFrom(now)
 	}
 	// The mark follows Graph's own timestamps, never this machine's clock, so a skewed clock
 	// cannot make the window skip anything.
