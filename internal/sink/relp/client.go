@@ -134,6 +134,9 @@ func New(cfg Config, logger *slog.Logger) (*Client, error) {
 // serverclose hint, no answer within AckTimeout) is replaced by a new one and its unanswered
 // payloads are sent again there, as long as each session moves something forward; what is
 // still unanswered when ctx ends, or when a new session cannot be had, fails as retryable.
+// When a new session breaks before any answer, its first payload is sent alone on the next
+// one; if that breaks too, that payload fails alone (retryably) and the rest go on, so one
+// message the receiver cannot take (imrelp with oversizeMode="abort") does not hold the batch.
 // An answer other than 200 fails its payload permanently, with the receiver's text.
 func (c *Client) Send(ctx context.Context, payloads [][]byte) []error {
 	errs := make([]error, len(payloads))
@@ -158,6 +161,9 @@ func (c *Client) Send(ctx context.Context, payloads [][]byte) []error {
 		failAll(errs, todo, sink.Retryable(sink.ReasonUnreachable, 0, errors.New("relp: client closed")))
 		return errs
 	}
+	// probe sends the first message alone on the next session; probed says that was tried
+	// already in this Send, which bounds the new sessions a Send opens without progress to three.
+	probe, probed := false, false
 	for len(todo) > 0 {
 		if err := ctx.Err(); err != nil {
 			failAll(errs, todo, c.classify(err))
@@ -177,19 +183,45 @@ func (c *Client) Send(ctx context.Context, payloads [][]byte) []error {
 			}
 			c.sess = s
 		}
-		answered, rest, err := c.run(ctx, c.sess, payloads, todo, errs)
+		send := todo
+		if probe {
+			send = todo[:1]
+		}
+		answered, rest, err := c.run(ctx, c.sess, payloads, send, errs)
+		if probe {
+			rest = append(rest, todo[1:]...)
+			probe = false
+		}
+		todo = rest
 		if err == nil {
-			return errs
+			continue
 		}
 		c.drop()
-		todo = rest
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			failAll(errs, todo, c.classify(fmt.Errorf("%w (%d transactions unanswered: %w)", ctxErr, len(todo), err)))
 			return errs
 		}
+		// A receiver that went silent is not helped by probing; one that closed may be.
+		if answered == 0 && !carried && !errors.Is(err, context.DeadlineExceeded) {
+			switch {
+			case len(send) == 1 && len(todo) > 1 && probed:
+				// The message sent alone broke a new session too: it is the likely cause (a
+				// receiver that closes on an oversized message, say). It fails alone, retryably,
+				// and the rest go on.
+				errs[todo[0]] = c.classify(fmt.Errorf("the receiver closed the session on this message, sent alone: %w", err))
+				todo = todo[1:]
+				continue
+			case len(todo) > 1 && !probed:
+				// A new session that broke before any answer: send its first message alone on
+				// the next one, to tell a poison message from a receiver that is down.
+				probe, probed = true, true
+				c.log.Warn("relp session broke before any answer; sending the first message alone to find out why", "err", err.Error())
+				continue
+			}
+		}
 		if answered == 0 && !carried {
-			// A new session that answered nothing: the receiver is not taking messages now; the
-			// caller's backoff decides when to try again.
+			// The receiver is not taking messages now; the caller's backoff decides when to try
+			// again.
 			failAll(errs, todo, c.classify(err))
 			return errs
 		}

@@ -370,6 +370,55 @@ func TestBrokenSessionResendsUnanswered(t *testing.T) {
 	}
 }
 
+// A receiver that closes the session on one message (imrelp with oversizeMode="abort" does
+// this for a message over maxDataSize): that message fails alone, retryably, and every other
+// message of the batch is delivered.
+func TestPoisonMessageFailsAlone(t *testing.T) {
+	got := &syncList{}
+	srv := serve(t, func(p *peer) {
+		if _, ok := p.acceptOpen(); !ok {
+			return
+		}
+		for {
+			f, err := p.read()
+			if err != nil {
+				return
+			}
+			if strings.Contains(string(f.Data), "poison") {
+				return
+			}
+			if f.Command == "syslog" {
+				got.add(string(f.Data))
+			}
+			p.answer(f.Txnr, 200, "OK")
+		}
+	})
+	c := newTestClient(t, srv.ln.Addr().String(), nil)
+	batch := msgs(6, "p")
+	batch[3] = []byte("<13>1 - - - - - poison")
+	errs := c.Send(context.Background(), batch)
+	for i, err := range errs {
+		switch {
+		case i == 3 && (err == nil || sink.IsPermanent(err) || !strings.Contains(err.Error(), "sent alone")):
+			t.Errorf("the poison message: %v, want a retryable error saying it broke the session alone", err)
+		case i != 3 && err != nil:
+			t.Errorf("message %d: %v, want delivered", i, err)
+		}
+	}
+	if n := srv.connections(); n != 4 {
+		t.Errorf("%d connections, want 4: the batch, its rest, the poison alone, the rest after it", n)
+	}
+	count := map[string]int{}
+	for _, m := range got.list() {
+		count[m]++
+	}
+	for i, m := range batch {
+		if i != 3 && count[string(m)] == 0 {
+			t.Errorf("%q never arrived", m)
+		}
+	}
+}
+
 // A serverclose hint: the client stops sending on that session, and what the server did not
 // answer goes again on a new one.
 func TestServerCloseHint(t *testing.T) {
