@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 
+	"github.com/defender-siem/forwarder/internal/alert"
 	"github.com/defender-siem/forwarder/internal/config"
 	"github.com/defender-siem/forwarder/internal/deadletter"
 	"github.com/defender-siem/forwarder/internal/graph"
@@ -16,12 +18,20 @@ import (
 // buildGraph wires the Graph alert poll: one client per tenant, the watermark table in the
 // dead-letter storage account (opened on first poll), and the same pipeline as the Event Hub
 // path. Like the rest of build, it does no network I/O.
-func buildGraph(g *config.Graph, dl deadletter.Config, p *pipeline.Pipeline, log *slog.Logger) (*graph.Poller, error) {
+func buildGraph(g *config.Graph, dests []pipeline.Destination, dl deadletter.Config, p *pipeline.Pipeline, log *slog.Logger) (*graph.Poller, error) {
 	hc, err := graph.HTTPClient(g.CAFile)
 	if err != nil {
 		return nil, err
 	}
 	var errs []error
+	// A poll whose alerts no destination takes would move the watermark past them all.
+	taken := false
+	for _, d := range dests {
+		taken = taken || len(d.Filter.Kinds) == 0 || slices.Contains(d.Filter.Kinds, alert.KindGraphAlert)
+	}
+	if !taken {
+		errs = append(errs, errors.New("the Graph input is configured but no destination takes kind graphalert: add graphalert to a destination's Destinations__<name>__Kinds"))
+	}
 	poller := &graph.Poller{Process: p, Overlap: g.Overlap, StartFrom: g.StartFrom, Logger: log.With("function", "PollGraphAlerts")}
 	if err := deadletter.ValidateTableName(g.WatermarkTable); err != nil {
 		errs = append(errs, errors.New("Graph__WatermarkTable: "+err.Error()))

@@ -191,7 +191,7 @@ func build(cfg *config.Config, stdout io.Writer) (*app, error) {
 		log.Info("destination ready", "destination", d.Name, "type", d.Type)
 	}
 	if cfg.Graph != nil && cfg.Graph.Enabled {
-		poller, err := buildGraph(cfg.Graph, dlCfg, a.pipeline, log)
+		poller, err := buildGraph(cfg.Graph, built.Destinations, dlCfg, a.pipeline, log)
 		if err != nil {
 			return nil, err
 		}
