@@ -287,6 +287,13 @@ func (c *Client) run(ctx context.Context, s *session, payloads [][]byte, todo []
 		}
 		return append(out, todo[pos:]...)
 	}
+	// broken ends the run: answers that arrived before the end still count.
+	broken := func(why error) (int, []int, error) {
+		if n, perr := c.settle(s, &window, errs); perr == nil {
+			answered += n
+		}
+		return answered, unanswered(), why
+	}
 	timer := time.NewTimer(c.cfg.AckTimeout)
 	defer timer.Stop()
 	for pos < len(todo) || len(window) > 0 {
@@ -304,7 +311,7 @@ func (c *Client) run(ctx context.Context, s *session, payloads [][]byte, todo []
 				c.buf = buf[:0]
 			}
 			if err != nil {
-				return answered, unanswered(), fmt.Errorf("relp: write: %w", err)
+				return broken(fmt.Errorf("relp: write: %w", err))
 			}
 		}
 		if len(window) == 0 {
@@ -316,15 +323,11 @@ func (c *Client) run(ctx context.Context, s *session, payloads [][]byte, todo []
 		select {
 		case <-s.notify:
 		case <-s.dead:
-			// Answers that arrived before the end still count.
-			if n, perr := c.settle(s, &window, errs); perr == nil {
-				answered += n
-			}
-			return answered, unanswered(), s.cause()
+			return broken(s.cause())
 		case <-timer.C:
-			return answered, unanswered(), fmt.Errorf("relp: no answer within %s with %d transactions open: %w", c.cfg.AckTimeout, len(window), context.DeadlineExceeded)
+			return broken(fmt.Errorf("relp: no answer within %s with %d transactions open: %w", c.cfg.AckTimeout, len(window), context.DeadlineExceeded))
 		case <-ctx.Done():
-			return answered, unanswered(), ctx.Err()
+			return broken(ctx.Err())
 		}
 		n, perr := c.settle(s, &window, errs)
 		answered += n
