@@ -182,6 +182,11 @@ func (f *Formatter) Attrs(rec *alert.Record) []Attr {
 		add("alertId", firstNonEmpty(a.SystemAlertID, rec.ID))
 		add("alertName", firstNonEmpty(a.DisplayName, rec.DisplayName))
 		add("alertUri", a.AlertURI)
+		if rec.Kind == alert.KindGraphAlert {
+			// The XDR verdict, which only Graph alerts carry.
+			add("classification", a.ExtendedProperties["classification"])
+			add("determination", a.ExtendedProperties["determination"])
+		}
 		add("policy", strings.Join(a.Intent, ","))
 		add("techniques", strings.Join(a.Techniques, ","))
 		add("identHostName", firstNonEmpty(a.CompromisedEntity, e.Host))
