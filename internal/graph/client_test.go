@@ -77,6 +77,10 @@ func TestPagingToTheEnd(t *testing.T) {
 	if len(reqs) != 3 {
 		t.Errorf("%d requests, want 3 pages", len(reqs))
 	}
+	// azidentity caches the token: one for the whole listing, not one per page.
+	if n := s.TokensIssued(); n != 1 {
+		t.Errorf("%d tokens issued, want 1", n)
+	}
 	for _, r := range reqs {
 		if r.Prefer != PreferHeader {
 			t.Errorf("page %d sent Prefer %q", r.Page, r.Prefer)
@@ -247,4 +251,33 @@ func TestNextLinkElsewhereRefused(t *testing.T) {
 	if !sameOrigin("https://graph.microsoft.com/v1.0/security/alerts_v2?$skiptoken=x", "https://graph.microsoft.com") {
 		t.Fatal("same host refused")
 	}
+}
+
+// A hostile source name cannot leave its OData string literal: every quote is doubled, so
+// the literal ends only where Filter ends it.
+func FuzzFilter(f *testing.F) {
+	for _, s := range []string{"microsoftDefenderForCloud", "a' or 1 eq 1 or 'x", "''", "é'\x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := Filter([]string{s}, time.Unix(0, 0))
+		lit, ok := strings.CutPrefix(got, "serviceSource eq '")
+		if !ok {
+			t.Fatalf("filter %q", got)
+		}
+		// Walk the literal: '' is an escaped quote, a lone ' ends it.
+		i := 0
+		for ; i < len(lit); i++ {
+			if lit[i] == '\'' {
+				if i+1 < len(lit) && lit[i+1] == '\'' {
+					i++
+					continue
+				}
+				break
+			}
+		}
+		if rest := lit[i:]; rest != "' and lastUpdateDateTime ge 1970-01-01T00:00:00.0000000Z" {
+			t.Fatalf("literal for %q ends early; rest %q", s, rest)
+		}
+	})
 }

@@ -259,3 +259,41 @@ func TestPollClockSkew(t *testing.T) {
 		})
 	}
 }
+
+// Two tenants: each has its own watermark and dead-letter partition, and one being throttled
+// does not stop the other.
+func TestPollTwoTenants(t *testing.T) {
+	s := startSim(t)
+	marks := openMarks(t)
+	rec := &recorder{}
+	p := newPoller(t, s, marks, rec, 5)
+	p.Tenants = []Tenant{
+		{Name: "contoso", Client: newTenantClient(t, s, "contoso", 5)},
+		{Name: "fabrikam", Client: newTenantClient(t, s, "fabrikam", 5)},
+	}
+	putN(s, "contoso", 2, graphsim.MDC)
+	putN(s, "fabrikam", 3, graphsim.MDC)
+	s.Throttle(1, "5") // taken by the first tenant's first page
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res := p.Poll(ctx, time.Now().Add(50*time.Second))
+	if len(res.Tenants) != 2 || res.Tenants[0].Throttled == nil || !res.Tenants[1].Complete || res.Tenants[1].Delivered != 3 || res.Err() != nil {
+		t.Fatalf("first poll %+v", res)
+	}
+	res = p.Poll(ctx, time.Now().Add(50*time.Second))
+	if !res.Tenants[0].Complete || res.Tenants[0].Delivered != 2 || res.Tenants[1].Delivered != 0 {
+		t.Fatalf("second poll %+v", res)
+	}
+	parts := map[string]int{}
+	for _, b := range rec.batches {
+		parts[b.Partition.PartitionID] += len(b.Events)
+	}
+	if parts["graph-contoso"] != 2 || parts["graph-fabrikam"] != 3 {
+		t.Errorf("events by partition %v", parts)
+	}
+	for _, tn := range []string{"contoso", "fabrikam"} {
+		if st, _ := marks.Load(ctx, tn); st.Mark.IsZero() {
+			t.Errorf("%s has no watermark", tn)
+		}
+	}
+}
