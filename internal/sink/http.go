@@ -86,11 +86,13 @@ func ParseRetryAfter(v string, now time.Time) time.Duration {
 	return 0
 }
 
-// Transport classifies a failure to get an answer at all, wrapping err (whose text the caller
-// has already cleaned of secrets). A certificate the client does not trust, or a client
-// certificate the server refused, cannot heal by itself: permanent, unauthorized. A plain
-// HTTP answer to a TLS hello is a wrong URL: permanent. A context that ended, or a network
-// timeout, is a timeout; anything else, unreachable.
+// Transport classifies a failure to get an answer at all, for HTTP and stream transports
+// alike, wrapping err (whose text the caller has already cleaned of secrets). A certificate
+// the client does not trust, or a TLS handshake the receiver refused (its alert: a client
+// certificate it does not take, a version or cipher it does not offer), cannot heal by
+// itself: permanent, unauthorized. A receiver that does not speak TLS is a wrong address:
+// permanent. A context that ended, or a network timeout, is a timeout; anything else,
+// unreachable.
 func Transport(ctx context.Context, err error) error {
 	var (
 		unknownCA x509.UnknownAuthorityError
@@ -104,7 +106,7 @@ func Transport(ctx context.Context, err error) error {
 	switch {
 	case errors.As(err, &unknownCA), errors.As(err, &hostname), errors.As(err, &invalid), errors.As(err, &verify):
 		return Permanent(ReasonUnauthorized, err)
-	case errors.As(err, &alert) && isCertAlert(alert):
+	case errors.As(err, &alert):
 		return Permanent(ReasonUnauthorized, err)
 	// net/http reports a plain-HTTP answer to a TLS hello as text, not as a typed error.
 	case errors.As(err, &record), strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
@@ -129,11 +131,13 @@ func TransportHint(err error) string {
 	)
 	switch {
 	case errors.As(err, &unknownCA), errors.As(err, &hostname), errors.As(err, &invalid), errors.As(err, &verify):
-		return "the server's TLS certificate is not trusted: set the CA file setting to the CA that signed it, or ServerName to the name it carries"
+		return "the receiver's TLS certificate is not trusted: set CAFile to the CA that signed it, or ServerName to a name in the certificate"
 	case errors.As(err, &alert) && isCertAlert(alert):
-		return "the server refused the TLS client certificate"
+		return "the receiver refused the TLS client certificate"
+	case errors.As(err, &alert):
+		return "the receiver refused the TLS handshake"
 	case errors.As(err, &record), strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
-		return "the server does not speak TLS (is the URL meant to be http?)"
+		return "the receiver does not speak TLS (is the address meant to be plain?)"
 	}
 	return ""
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -501,35 +500,19 @@ func checkOffers(data []byte) error {
 	return errors.New("relp: the receiver does not offer the syslog command")
 }
 
-// classify turns a transport error into a sink error: certificate problems are permanent
-// (trying again cannot help until the settings change), timeouts and everything else are
-// retryable.
+// classify turns a transport error into a sink error with the shared reading (sink.Transport):
+// certificate and handshake problems are permanent, since trying again cannot help until the
+// settings change; timeouts and everything else are retryable.
 func (c *Client) classify(err error) error {
-	var (
-		cve  *tls.CertificateVerificationError
-		ua   x509.UnknownAuthorityError
-		he   x509.HostnameError
-		ci   x509.CertificateInvalidError
-		ae   tls.AlertError
-		rhe  tls.RecordHeaderError
-		nerr net.Error
-		se   *sink.Error
-	)
-	switch {
-	case errors.As(err, &se):
+	var se *sink.Error
+	if errors.As(err, &se) {
 		return err
-	case errors.As(err, &cve), errors.As(err, &ua), errors.As(err, &he), errors.As(err, &ci):
-		return sink.Permanent(sink.ReasonUnauthorized, fmt.Errorf(
-			"relp %s: the receiver's TLS certificate is not trusted (set the TLS CA file to the CA that signed it, or the TLS server name to a name in the certificate): %w",
-			c.cfg.Address, err))
-	case errors.As(err, &ae):
-		return sink.Permanent(sink.ReasonUnauthorized, fmt.Errorf("relp %s: the receiver refused the TLS handshake: %w", c.cfg.Address, err))
-	case errors.As(err, &rhe):
-		return sink.Permanent(sink.ReasonUnauthorized, fmt.Errorf("relp %s: the receiver does not speak TLS: %w", c.cfg.Address, err))
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), errors.As(err, &nerr) && nerr.Timeout():
-		return sink.Retryable(sink.ReasonTimeout, 0, fmt.Errorf("relp %s: %w", c.cfg.Address, err))
 	}
-	return sink.Retryable(sink.ReasonUnreachable, 0, fmt.Errorf("relp %s: %w", c.cfg.Address, err))
+	msg := "relp %s: "
+	if hint := sink.TransportHint(err); hint != "" {
+		msg += hint + ": "
+	}
+	return sink.Transport(context.Background(), fmt.Errorf(msg+"%w", c.cfg.Address, err))
 }
 
 // answer is one rsp frame the reader took off the wire.

@@ -15,7 +15,6 @@ package syslog
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -355,29 +354,13 @@ func Truncate(dst, p []byte, max int) []byte {
 	return append(dst, TruncationMarker...)
 }
 
-// classify turns a transport error into a sink error: certificate problems are permanent
-// (trying again cannot help until the settings change), everything else is retryable.
+// classify turns a transport error into a sink error with the shared reading (sink.Transport):
+// certificate and handshake problems are permanent, since trying again cannot help until the
+// settings change; timeouts and everything else are retryable.
 func (c *Client) classify(err error) error {
-	var (
-		cve  *tls.CertificateVerificationError
-		ua   x509.UnknownAuthorityError
-		he   x509.HostnameError
-		ci   x509.CertificateInvalidError
-		ae   tls.AlertError
-		rhe  tls.RecordHeaderError
-		nerr net.Error
-	)
-	switch {
-	case errors.As(err, &cve), errors.As(err, &ua), errors.As(err, &he), errors.As(err, &ci):
-		return sink.Permanent(sink.ReasonUnauthorized, fmt.Errorf(
-			"syslog %s: the receiver's TLS certificate is not trusted (set the TLS CA file to the CA that signed it, or the TLS server name to a name in the certificate): %w",
-			c.ep.hostport, err))
-	case errors.As(err, &ae):
-		return sink.Permanent(sink.ReasonUnauthorized, fmt.Errorf("syslog %s: the receiver refused the TLS handshake: %w", c.ep.hostport, err))
-	case errors.As(err, &rhe):
-		return sink.Permanent(sink.ReasonUnauthorized, fmt.Errorf("syslog %s: the receiver does not speak TLS: %w", c.ep.hostport, err))
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), errors.As(err, &nerr) && nerr.Timeout():
-		return sink.Retryable(sink.ReasonTimeout, 0, fmt.Errorf("syslog %s: %w", c.ep.hostport, err))
+	msg := "syslog %s: "
+	if hint := sink.TransportHint(err); hint != "" {
+		msg += hint + ": "
 	}
-	return sink.Retryable(sink.ReasonUnreachable, 0, fmt.Errorf("syslog %s: %w", c.ep.hostport, err))
+	return sink.Transport(context.Background(), fmt.Errorf(msg+"%w", c.ep.hostport, err))
 }
