@@ -17,6 +17,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
+	"github.com/defender-siem/forwarder/internal/secret"
 	"github.com/defender-siem/forwarder/internal/sink"
 )
 
@@ -113,16 +114,8 @@ func sdkError(err error) error {
 	if err == nil || !errors.As(err, &ue) || !strings.Contains(ue.URL, "?") {
 		return err
 	}
-	return &redactedError{msg: strings.ReplaceAll(err.Error(), ue.URL, redactURL(ue.URL)), err: err}
+	return &secret.Error{Msg: strings.ReplaceAll(err.Error(), ue.URL, redactURL(ue.URL)), Cause: err}
 }
-
-type redactedError struct {
-	msg string
-	err error
-}
-
-func (e *redactedError) Error() string { return e.msg }
-func (e *redactedError) Unwrap() error { return e.err }
 
 func hasCode(err error, code aztables.TableErrorCode) bool {
 	var re *azcore.ResponseError
