@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"flag"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -293,5 +295,70 @@ func TestLogCounter(t *testing.T) {
 	}
 	if l.warnings != 1 || l.errors != 1 || len(l.first) != 3 {
 		t.Errorf("%d warnings, %d errors, kept %q", l.warnings, l.errors, l.first)
+	}
+}
+
+// The corpus is the same on every run, yet no two alerts share an id or a start time, and a
+// copy differs from its sample only in the id and the times.
+func TestCorpusDeterministic(t *testing.T) {
+	a, err := loadCorpus()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := loadCorpus()
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := a.bodies(ShapeTypical, 40)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := b.bodies(ShapeTypical, 40)
+	if err != nil {
+		t.Fatal(err)
+	}
+	starts := map[string]bool{}
+	sizes := map[int]int{}
+	for i := range x {
+		if !bytes.Equal(x[i], y[i]) {
+			t.Fatalf("body %d differs between two corpora with the same seed", i)
+		}
+		recs, err := alert.Options{}.ParseMessage(x[i])
+		if err != nil || len(recs) != 1 || recs[0].Alert == nil {
+			t.Fatalf("body %d: %v", i, err)
+		}
+		start := recs[0].Time.String()
+		if starts[start] {
+			t.Errorf("body %d: time %s repeated", i, start)
+		}
+		starts[start] = true
+		sizes[len(x[i])]++
+	}
+	// Five in ten 1.5 KB hostile, four 8.7 KB, one 2.6 KB: the sizes of the samples.
+	want := map[int]int{len(a.hostile.body): 20, len(a.manyEntities.body): 16, len(a.arm.body): 4}
+	if !maps.Equal(sizes, want) {
+		t.Errorf("body sizes %v, want %v", sizes, want)
+	}
+	for _, hostile := range []string{`\"`, `\\`, `\u0001`, "\u2028", "|", "^", "]", `\n`} {
+		if !bytes.Contains(x[0], []byte(hostile)) {
+			t.Errorf("hostile alert lacks %q", hostile)
+		}
+	}
+	// Outside the id and the times, a copy is its sample byte for byte.
+	mask := func(body []byte, tp template) []byte {
+		m := bytes.Clone(body)
+		for _, at := range tp.ids {
+			copy(m[at:], strings.Repeat("#", len(tp.id)))
+		}
+		for _, s := range tp.times {
+			copy(m[s.at:], strings.Repeat("#", s.n))
+		}
+		return m
+	}
+	if !bytes.Equal(mask(x[0], a.hostile), mask(a.hostile.body, a.hostile)) {
+		t.Error("a copy differs from its sample outside the id and the times")
+	}
+	if bytes.Equal(x[0], a.hostile.body) || len(a.hostile.times) < 3 || len(a.hostile.ids) != 1 {
+		t.Errorf("copy not varied: %d times, %d ids found in the sample", len(a.hostile.times), len(a.hostile.ids))
 	}
 }
