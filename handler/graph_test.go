@@ -21,8 +21,8 @@ func TestBuildGraph(t *testing.T) {
 	}{
 		{"no graph", []string{"Destinations__s__Type=syslog", "Destinations__s__Address=tcp://127.0.0.1:6514"}, "", false},
 		{"hec takes every kind", append([]string{"Destinations__s__Type=splunk_hec", "Destinations__s__Url=https://127.0.0.1:8088", "Destinations__s__Token=x"}, graph...), "", true},
-		{"syslog defaults leave graphalert out", append([]string{"Destinations__s__Type=syslog", "Destinations__s__Address=tcp://127.0.0.1:6514"}, graph...), "no destination takes kind graphalert", false},
-		{"syslog with graphalert", append([]string{"Destinations__s__Type=syslog", "Destinations__s__Address=tcp://127.0.0.1:6514", "Destinations__s__Kinds=alert,graphalert"}, graph...), "", true},
+		{"syslog defaults take graphalert", append([]string{"Destinations__s__Type=syslog", "Destinations__s__Address=tcp://127.0.0.1:6514"}, graph...), "", true},
+		{"kinds that leave graphalert out", append([]string{"Destinations__s__Type=syslog", "Destinations__s__Address=tcp://127.0.0.1:6514", "Destinations__s__Kinds=alert"}, graph...), "no destination takes kind graphalert", false},
 		{"secret without tenant", []string{"Destinations__s__Type=splunk_hec", "Destinations__s__Url=https://127.0.0.1:8088", "Destinations__s__Token=x",
 			"Graph__Tenants__fab__ClientSecret=topsecret-graph"}, "Graph__Tenants__fab__TenantId", false},
 	} {

@@ -31,7 +31,7 @@ type typeInfo struct {
 
 // siemKinds is what SIEM formats take unless told otherwise: alerts are what a SOC triages;
 // recommendations and scores are opt-in.
-var siemKinds = []alert.Kind{alert.KindAlert, alert.KindActivityLogAlert}
+var siemKinds = []alert.Kind{alert.KindAlert, alert.KindActivityLogAlert, alert.KindGraphAlert}
 
 var types = map[string]typeInfo{
 	"splunk_hec": {build: buildHEC, kinds: nil},

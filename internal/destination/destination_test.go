@@ -49,7 +49,7 @@ func TestBuildEveryType(t *testing.T) {
 		t.Fatalf("built %d destinations", len(byName))
 	}
 	// SIEM formats take alerts by default; HEC and HTTP take every kind unless told.
-	if k := built.Destinations[byName["arc"]].Filter.Kinds; len(k) != 2 || k[0] != alert.KindAlert {
+	if k := built.Destinations[byName["arc"]].Filter.Kinds; len(k) != 3 || k[0] != alert.KindAlert || k[2] != alert.KindGraphAlert {
 		t.Errorf("cef default kinds %v", k)
 	}
 	if k := built.Destinations[byName["splunk"]].Filter.Kinds; k != nil {

@@ -11,7 +11,7 @@ import (
 )
 
 // serviceNowKinds: an incident per alert; recommendations only when asked for.
-var serviceNowKinds = []alert.Kind{alert.KindAlert}
+var serviceNowKinds = []alert.Kind{alert.KindAlert, alert.KindGraphAlert}
 
 // buildServiceNow is Type=servicenow: one incident per alert in a ServiceNow table, kept in
 // step with the alert through the Table API.

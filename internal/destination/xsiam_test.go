@@ -243,7 +243,7 @@ func TestXSIAMAnswers(t *testing.T) {
 
 func TestXSIAMSettings(t *testing.T) {
 	_, d := buildOnly(t, "Destinations__x__Type=xsiam", "Destinations__x__Url=https://api-acme.xdr.eu.paloaltonetworks.com/logs/v1/event", "Destinations__x__ApiKey=k-123456")
-	if k := d.Filter.Kinds; len(k) != 2 || k[0] != alert.KindAlert {
+	if k := d.Filter.Kinds; len(k) != 3 || k[0] != alert.KindAlert || k[2] != alert.KindGraphAlert {
 		t.Errorf("default kinds %v, want alerts", k)
 	}
 	_, err := Build(load(t,

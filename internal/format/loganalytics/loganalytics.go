@@ -43,7 +43,7 @@ type Column struct {
 	Doc string
 }
 
-var alertKinds = []alert.Kind{alert.KindAlert, alert.KindActivityLogAlert}
+var alertKinds = []alert.Kind{alert.KindAlert, alert.KindActivityLogAlert, alert.KindGraphAlert}
 
 // Columns is the table's column set in output order. The DCR file shipped with the Log
 // Analytics sink declares exactly these (a test holds the two together).
@@ -56,7 +56,7 @@ var Columns = []Column{
 	{"EndTime", TypeDateTime, alertKinds, "end of the alert's activity (UTC)"},
 	{"Entities", TypeDynamic, alertKinds, "the alert's entities as Defender wrote them ($id/$ref kept)"},
 	{"ExtendedProperties", TypeDynamic, alertKinds, "the alert's extended properties, every value a string"},
-	{"Kind", TypeString, nil, "alert, activitylogalert, recommendation, subassessment, securescore, securescorecontrol, regulatorycompliance or unknown"},
+	{"Kind", TypeString, nil, "alert, activitylogalert, graphalert, recommendation, subassessment, securescore, securescorecontrol, regulatorycompliance or unknown"},
 	{"ProductName", TypeString, alertKinds, "the product that raised the alert"},
 	{"Record", TypeDynamic, nil, "the original record, whole (a string when it was not JSON)"},
 	{"RecordId", TypeString, nil, "SystemAlertId for alerts, the ARM id otherwise"},

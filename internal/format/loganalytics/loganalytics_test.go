@@ -121,6 +121,7 @@ func TestSamples(t *testing.T) {
 		{"elastic_eventhub_assessment.json", "recommendation.golden", alert.KindRecommendation},
 		{"elastic_eventhub_securescorecontrol.json", "securescorecontrol.golden", alert.KindSecureScoreControl},
 		{"elastic_eventhub_regulatorycompliance_assessment.json", "regulatorycompliance.golden", alert.KindRegulatoryCompliance},
+		{"graph_docs_alerts_v2.json", "graphalert.golden", alert.KindGraphAlert},
 	} {
 		t.Run(tc.golden, func(t *testing.T) {
 			rec := parse(t, tc.file)

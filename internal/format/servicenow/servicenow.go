@@ -258,7 +258,7 @@ func (f *Formatter) Document(rec *alert.Record) (Document, error) {
 	}
 	var d Document
 	switch rec.Kind {
-	case alert.KindAlert, alert.KindActivityLogAlert:
+	case alert.KindAlert, alert.KindActivityLogAlert, alert.KindGraphAlert:
 		d = f.alertDocument(rec)
 	case alert.KindRecommendation:
 		d = f.recommendationDocument(rec)

@@ -84,6 +84,7 @@ func TestGolden(t *testing.T) {
 		{"alert_mdc", alerttest.MDCAlert(t)},
 		{"alert_hostile", hostile()},
 		{"recommendation_elastic", alerttest.Assessment(t)},
+		{"graphalert_docs", graphAlert(t)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, err := f.Format(nil, tc.rec)
@@ -421,4 +422,21 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("accepted %q", b)
 		}
 	})
+}
+
+// graphAlert is the Graph alerts_v2 example of the Graph documentation, as the poller feeds it.
+func graphAlert(t *testing.T) *alert.Record {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("testdata", "graph_docs_alerts_v2.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := alert.Parse(raw, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Kind != alert.KindGraphAlert {
+		t.Fatalf("kind %s", rec.Kind)
+	}
+	return &rec
 }
