@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/defender-siem/forwarder/internal/dev/hecrecv"
+	"github.com/defender-siem/forwarder/internal/dev/graphsim"
 	"github.com/defender-siem/forwarder/internal/dev/hostsim"
 	"github.com/defender-siem/forwarder/internal/dev/lasim"
 	"github.com/defender-siem/forwarder/internal/dev/snowsim"
@@ -111,7 +112,18 @@ func run(handler, appDir, azuriteBin string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("ServiceNow instance imitation on %s, Logs Ingestion API imitation on %s (rule %s)\n\n", snow.URL, la.URL, la.RuleID)
+	graph, err := graphsim.Start()
+	if err != nil {
+		return err
+	}
+	defer graph.Close()
+	graph.AddApp(graphTenant, graphApp, graphSecret)
+	graphCA, err := graph.WriteCA(dir)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("ServiceNow instance imitation on %s, Logs Ingestion API imitation on %s (rule %s)\n", snow.URL, la.URL, la.RuleID)
+	fmt.Printf("Microsoft Graph and Entra ID imitation on %s\n\n", graph.URL)
 
 	host := &hostsim.Host{
 		Path: handler,
@@ -150,6 +162,14 @@ func run(handler, appDir, azuriteBin string) error {
 			"IDENTITY_ENDPOINT=" + la.IdentityEndpoint,
 			"IDENTITY_HEADER=" + la.IdentityHeader,
 			"DeadLetter__ReplaySchedule=0 */15 * * * *",
+			"Graph__Schedule=0 */5 * * * *",
+			"Graph__TenantId=" + graphTenant,
+			"Graph__ClientId=" + graphApp,
+			"Graph__ClientSecret=" + graphSecret,
+			"Graph__AuthorityHost=" + graph.URL,
+			"Graph__DisableInstanceDiscovery=true",
+			"Graph__BaseUrl=" + graph.URL,
+			"Graph__CAFile=" + graphCA,
 			"Forwarder__LogLevel=error",
 		},
 		Stdout: prefixWriter("handler | "),
@@ -236,6 +256,26 @@ func run(handler, appDir, azuriteBin string) error {
 	fmt.Println("ServiceNow incidents now (the same incident, resolved):")
 	printIncidents(snow)
 
+	fmt.Println("\nA tenant without continuous export: two Defender for Cloud alerts in the Graph Security API; the PollGraphAlerts timer fires:")
+	graph.Put(graphTenant, graphsim.Alert(graphTenant, "dc638000_demo-1", graphsim.MDC, "Suspicious command line on vm1", "high", "new"))
+	graph.Put(graphTenant, graphsim.Alert(graphTenant, "dc638000_demo-2", graphsim.MDC, "Access from a suspicious IP", "medium", "inProgress"))
+	before := hec.Count()
+	gr, err := host.Invoke(ctx, "PollGraphAlerts", hostsim.TimerEnvelope("PollGraphAlerts", time.Now()))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("  HTTP %d, %s\n", gr.Status, strings.Join(gr.Response.Logs, "; "))
+	fmt.Printf("The HEC receiver got %d more events:\n", hec.Count()-before)
+	printEvents(hec.Events()[before:])
+	fmt.Println("ServiceNow incidents now:")
+	printIncidents(snow)
+	fmt.Println("The timer fires again; nothing changed in Graph, so nothing is sent again:")
+	before = hec.Count()
+	if gr, err = host.Invoke(ctx, "PollGraphAlerts", hostsim.TimerEnvelope("PollGraphAlerts", time.Now())); err != nil {
+		return err
+	}
+	fmt.Printf("  HTTP %d, %d new events at the HEC receiver\n", gr.Status, hec.Count()-before)
+
 	fmt.Println("\nDead letters in Azurite (the operator's DeadLetters function, GET deadletters/list):")
 	if err := showDeadLetters(ctx, host); err != nil {
 		return err
@@ -254,10 +294,13 @@ func run(handler, appDir, azuriteBin string) error {
 	return showDeadLetters(ctx, host)
 }
 
-// The imitated instance's account: made-up values, not credentials.
+// The imitated services' accounts: made-up values, not credentials.
 const (
 	snowUser     = "svc_defender"
 	snowPassword = "demo-password-7f3a"
+	graphTenant  = "tid-demo"
+	graphApp     = "app-demo"
+	graphSecret  = "demo-graph-secret-51c2"
 )
 
 func printIncidents(snow *snowsim.Server) {
