@@ -70,7 +70,7 @@ func buildLogAnalytics(r *reader, d *pipeline.Destination, log *slog.Logger) {
 	if app && auth.AuthorityHost == "" && cloudName != "AzurePublic" {
 		auth.AuthorityHost = cl.authority
 	}
-	r.check(auth.Validate())
+	r.check(auth.Validate(""))
 	sc.TLS = readTLS(r)
 	sc.Gzip = r.boolean("Gzip", sc.Gzip)
 	sc.MaxBatchBytes = r.integer("MaxBatchBytes", sc.MaxBatchBytes, 1024, lasink.MaxRequestBytes)

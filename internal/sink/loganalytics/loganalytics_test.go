@@ -446,7 +446,7 @@ func TestValidate(t *testing.T) {
 			t.Errorf("Validate does not report %s: %v", want, err)
 		}
 	}
-	aerr := Auth{ClientSecret: "hunter2", CertificateFile: "/nonexistent", CertificatePassword: "pw"}.Validate()
+	aerr := Auth{ClientSecret: "hunter2", CertificateFile: "/nonexistent", CertificatePassword: "pw"}.Validate("")
 	for _, want := range []string{"exclude each other", "TenantId and ClientId", "ClientCertificate"} {
 		if aerr == nil || !strings.Contains(aerr.Error(), want) {
 			t.Errorf("Auth.Validate does not report %q: %v", want, aerr)
@@ -455,7 +455,7 @@ func TestValidate(t *testing.T) {
 	if aerr != nil && (strings.Contains(aerr.Error(), "hunter2") || strings.Contains(aerr.Error(), "pw\"")) {
 		t.Errorf("a secret is in the message: %v", aerr)
 	}
-	if err := (Auth{TenantID: "t"}).Validate(); err == nil {
+	if err := (Auth{TenantID: "t"}).Validate(""); err == nil {
 		t.Error("TenantId without a secret: want an error")
 	}
 	var _ azcore.TokenCredential = &azfake.TokenCredential{}
