@@ -56,6 +56,10 @@ type Config struct {
 	Soak time.Duration
 	// SoakEvery is how often the soak reports the handler's memory.
 	SoakEvery time.Duration
+	// JSON, when set, replaces the table: the JSON layer comparison (see jsoncompare.go) on
+	// JSONRecords alerts, for InProcess at least, in process only.
+	JSON        bool
+	JSONRecords int
 	// Settings are extra app settings (KEY=VALUE) for the handler, after the tool's own, to
 	// measure a setting's cost.
 	Settings []string
@@ -82,8 +86,9 @@ func DefaultConfig() Config {
 			{ShapeTypical, 1}, {ShapeTypical, 100}, {ShapeTypical, 1000},
 			{Shape64K, 1}, {Shape64K, 100},
 		},
-		ColdStarts: 20,
-		SoakEvery:  30 * time.Second,
+		ColdStarts:  20,
+		SoakEvery:   30 * time.Second,
+		JSONRecords: 1000,
 	}
 }
 
@@ -106,6 +111,9 @@ func (c Config) Validate() error {
 		if (s.Shape != ShapeTypical && s.Shape != Shape64K) || s.Batch < 1 {
 			errs = append(errs, fmt.Errorf("-scenarios: %q: want typical or 64k and a batch size of at least 1", s.String()))
 		}
+	}
+	if c.JSONRecords < 100 || c.JSONRecords%100 != 0 {
+		errs = append(errs, fmt.Errorf("-json-records: want a positive multiple of 100, got %d", c.JSONRecords))
 	}
 	if c.ColdStarts < 1 {
 		errs = append(errs, errors.New("-coldstarts: want at least 1"))
@@ -153,6 +161,8 @@ func main() {
 	flag.IntVar(&c.ColdStarts, "coldstarts", c.ColdStarts, "starts the cold start median is taken over")
 	flag.DurationVar(&c.Soak, "soak", 0, "play typical 1000-event batches for this long and watch the handler's memory, instead of the table")
 	flag.DurationVar(&c.SoakEvery, "soak-every", c.SoakEvery, "how often -soak reports memory")
+	flag.BoolVar(&c.JSON, "json", false, "compare the JSON layer candidates with ours, interleaved on one core, instead of the table (no handler needed)")
+	flag.IntVar(&c.JSONRecords, "json-records", c.JSONRecords, "alerts in the -json corpus (a multiple of 100)")
 	flag.Func("set", "an extra app setting KEY=VALUE for the handler (repeatable), e.g. Destinations__splunk__Compression=gzip", func(kv string) error {
 		c.Settings = append(c.Settings, kv)
 		return nil
@@ -333,6 +343,9 @@ func run(ctx context.Context, c Config, out io.Writer) error {
 	corp, err := loadCorpus()
 	if err != nil {
 		return err
+	}
+	if c.JSON {
+		return runJSON(ctx, c, corp, out)
 	}
 	r, err := startRig(ctx, c)
 	if err != nil {
