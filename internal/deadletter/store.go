@@ -47,6 +47,22 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	svc, err := cfg.ServiceClient()
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{client: svc.NewClient(cfg.Table), cfg: cfg, log: logger, now: time.Now}
+	if _, err := s.client.CreateTable(ctx, nil); err != nil && !hasCode(err, aztables.TableAlreadyExists) {
+		return nil, fmt.Errorf("deadletter: creating table %s at %s: %w", cfg.Table, redactURL(cfg.ServiceURL), sdkError(err))
+	}
+	logger.Debug("dead-letter store ready", "config", cfg.String())
+	return s, nil
+}
+
+// ServiceClient builds a Table service client for the storage account cfg names, with cfg's
+// retry settings and credential. The dead-letter store and the Graph watermarks share it, so
+// that both read the account the same way.
+func (cfg Config) ServiceClient() (*aztables.ServiceClient, error) {
 	retries := int32(cfg.MaxRetries)
 	if retries == 0 {
 		retries = -1 // azcore reads 0 as "its default", not "none"
@@ -95,13 +111,11 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("deadletter: client for %s: %w", redactURL(cfg.ServiceURL), sdkError(err))
 	}
-	s := &Store{client: svc.NewClient(cfg.Table), cfg: cfg, log: logger, now: time.Now}
-	if _, err := s.client.CreateTable(ctx, nil); err != nil && !hasCode(err, aztables.TableAlreadyExists) {
-		return nil, fmt.Errorf("deadletter: creating table %s at %s: %w", cfg.Table, redactURL(cfg.ServiceURL), sdkError(err))
-	}
-	logger.Debug("dead-letter store ready", "config", cfg.String())
-	return s, nil
+	return svc, nil
 }
+
+// SDKError hides request URLs' query strings (a SAS signature) in a Table storage error.
+func SDKError(err error) error { return sdkError(err) }
 
 // Config returns the store's configuration (print it with String, which redacts secrets).
 func (s *Store) Config() Config { return s.cfg }

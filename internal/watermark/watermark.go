@@ -16,8 +16,6 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
 	"github.com/defender-siem/forwarder/internal/deadletter"
@@ -78,48 +76,9 @@ func Open(ctx context.Context, cfg deadletter.Config, table string) (*Store, err
 	if err := deadletter.ValidateTableName(table); err != nil {
 		return nil, fmt.Errorf("watermark: %w", err)
 	}
-	retries := int32(cfg.MaxRetries)
-	if retries == 0 {
-		retries = -1
-	}
-	opts := &aztables.ClientOptions{ClientOptions: azcore.ClientOptions{
-		Retry:     policy.RetryOptions{MaxRetries: retries, TryTimeout: cfg.TryTimeout, RetryDelay: cfg.RetryDelay, MaxRetryDelay: cfg.MaxRetryDelay},
-		Telemetry: policy.TelemetryOptions{ApplicationID: "defender-siem-forwarder"},
-	}}
-	var (
-		svc *aztables.ServiceClient
-		err error
-	)
-	switch cfg.Auth {
-	case deadletter.AuthSharedKey:
-		var cred *aztables.SharedKeyCredential
-		cred, err = aztables.NewSharedKeyCredential(cfg.AccountName, cfg.AccountKey)
-		if err != nil {
-			return nil, fmt.Errorf("watermark: %s: the AccountKey is not valid base64", cfg.ConnectionName)
-		}
-		svc, err = aztables.NewServiceClientWithSharedKey(cfg.ServiceURL, cred, opts)
-	case deadletter.AuthSAS:
-		svc, err = aztables.NewServiceClientWithNoCredential(cfg.ServiceURL+"/?"+cfg.SAS, opts)
-	case deadletter.AuthManagedIdentity:
-		var mio azidentity.ManagedIdentityCredentialOptions
-		if cfg.ClientID != "" {
-			mio.ID = azidentity.ClientID(cfg.ClientID)
-		}
-		var cred azcore.TokenCredential
-		if cred, err = azidentity.NewManagedIdentityCredential(&mio); err == nil {
-			svc, err = aztables.NewServiceClient(cfg.ServiceURL, cred, opts)
-		}
-	case deadletter.AuthDefault:
-		var cred azcore.TokenCredential
-		if cred, err = azidentity.NewDefaultAzureCredential(nil); err == nil {
-			svc, err = aztables.NewServiceClient(cfg.ServiceURL, cred, opts)
-		}
-	default:
-		err = fmt.Errorf("unknown auth %q", cfg.Auth)
-	}
+	svc, err := cfg.ServiceClient()
 	if err != nil {
-		// The service URL carries no secret; a SAS stays out of the message.
-		return nil, fmt.Errorf("watermark: table client: %w", noQuery(err))
+		return nil, fmt.Errorf("watermark: %w", err)
 	}
 	s := &Store{client: svc.NewClient(table)}
 	if _, err := s.client.CreateTable(ctx, nil); err != nil && !hasCode(err, aztables.TableAlreadyExists) {
@@ -129,13 +88,7 @@ func Open(ctx context.Context, cfg deadletter.Config, table string) (*Store, err
 }
 
 // noQuery hides a transport error's URL query, which holds a SAS signature.
-func noQuery(err error) error {
-	msg := err.Error()
-	if i := strings.Index(msg, "?"); i >= 0 && strings.Contains(msg[i:], "sig=") {
-		return errors.New(msg[:i] + "?<redacted>")
-	}
-	return err
-}
+func noQuery(err error) error { return deadletter.SDKError(err) }
 
 func hasCode(err error, code aztables.TableErrorCode) bool {
 	var re *azcore.ResponseError
