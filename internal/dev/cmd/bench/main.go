@@ -60,6 +60,9 @@ type Config struct {
 	// JSONRecords alerts, for InProcess at least, in process only.
 	JSON        bool
 	JSONRecords int
+	// Gzip, when set, replaces the table: the gzip comparison (see gzipcompare.go) on the HEC
+	// bodies of JSONRecords alerts, in process only.
+	Gzip bool
 	// Settings are extra app settings (KEY=VALUE) for the handler, after the tool's own, to
 	// measure a setting's cost.
 	Settings []string
@@ -162,7 +165,8 @@ func main() {
 	flag.DurationVar(&c.Soak, "soak", 0, "play typical 1000-event batches for this long and watch the handler's memory, instead of the table")
 	flag.DurationVar(&c.SoakEvery, "soak-every", c.SoakEvery, "how often -soak reports memory")
 	flag.BoolVar(&c.JSON, "json", false, "compare the JSON layer candidates with ours, interleaved on one core, instead of the table (no handler needed)")
-	flag.IntVar(&c.JSONRecords, "json-records", c.JSONRecords, "alerts in the -json corpus (a multiple of 100)")
+	flag.BoolVar(&c.Gzip, "gzip", false, "compare compress/gzip with klauspost/compress/gzip on HEC bodies, interleaved on one core, instead of the table (no handler needed)")
+	flag.IntVar(&c.JSONRecords, "json-records", c.JSONRecords, "alerts in the -json and -gzip corpus (a multiple of 100)")
 	flag.Func("set", "an extra app setting KEY=VALUE for the handler (repeatable), e.g. Destinations__splunk__Compression=gzip", func(kv string) error {
 		c.Settings = append(c.Settings, kv)
 		return nil
@@ -346,6 +350,9 @@ func run(ctx context.Context, c Config, out io.Writer) error {
 	}
 	if c.JSON {
 		return runJSON(ctx, c, corp, out)
+	}
+	if c.Gzip {
+		return runGzip(ctx, c, corp, out)
 	}
 	r, err := startRig(ctx, c)
 	if err != nil {
