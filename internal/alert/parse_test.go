@@ -3,17 +3,15 @@ package alert
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
-	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
+	"github.com/defender-siem/forwarder/internal/dev/golden"
+)
 
 // samples lists every sample with the values a person read off the file.
 var samples = []struct {
@@ -504,7 +502,7 @@ func fmtTime(t time.Time) string {
 	return t.Format(time.RFC3339Nano)
 }
 
-func golden(rec Record) goldenModel {
+func modelOf(rec Record) goldenModel {
 	g := goldenModel{
 		Kind: rec.Kind, Index: rec.Index, RawBytes: len(rec.Raw), ID: rec.ID, DisplayName: rec.DisplayName,
 		Severity: rec.Severity.String(), Status: rec.Status, Time: fmtTime(rec.Time),
@@ -533,25 +531,10 @@ func TestGolden(t *testing.T) {
 			enc := json.NewEncoder(&buf)
 			enc.SetEscapeHTML(false)
 			enc.SetIndent("", "  ")
-			if err := enc.Encode(golden(rec)); err != nil {
+			if err := enc.Encode(modelOf(rec)); err != nil {
 				t.Fatal(err)
 			}
-			path := filepath.Join("testdata", "golden", tc.file)
-			if *update {
-				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if !bytes.Equal(buf.Bytes(), want) {
-				t.Errorf("normalised model differs from %s:\n%s", path, buf.Bytes())
-			}
+			golden.Check(t, filepath.Join("golden", tc.file), buf.Bytes())
 		})
 	}
 }

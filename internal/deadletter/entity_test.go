@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"math"
 	"os"
@@ -14,27 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/defender-siem/forwarder/internal/dev/golden"
 	"github.com/defender-siem/forwarder/internal/sink"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("%s differs:\n got %s\nwant %s", name, got, want)
-	}
-}
 
 func TestEntitySize(t *testing.T) {
 	cases := []struct {
@@ -229,7 +210,7 @@ func TestRowKey(t *testing.T) {
 		}
 		fmt.Fprintf(&out, "%q\n", k)
 	}
-	golden(t, "rowkeys.golden", out.Bytes())
+	golden.Check(t, "rowkeys.golden", out.Bytes())
 
 	// Order follows enqueued time, then partition, sequence number and index.
 	base := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
@@ -275,7 +256,7 @@ func TestEntityJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	pretty.WriteByte('\n')
-	golden(t, "entity_small.golden.json", pretty.Bytes())
+	golden.Check(t, "entity_small.golden.json", pretty.Bytes())
 }
 
 func TestTruncate(t *testing.T) {

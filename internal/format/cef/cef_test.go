@@ -2,21 +2,17 @@ package cef_test
 
 import (
 	"bytes"
-	"flag"
-	"github.com/defender-siem/forwarder/internal/dev/alerttest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
 
 	"github.com/defender-siem/forwarder/internal/alert"
+	"github.com/defender-siem/forwarder/internal/dev/alerttest"
+	"github.com/defender-siem/forwarder/internal/dev/golden"
 	"github.com/defender-siem/forwarder/internal/format/cef"
 	"github.com/defender-siem/forwarder/internal/format/syslog"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 func newFormatter(t testing.TB, mod func(*cef.Config)) *cef.Formatter {
 	t.Helper()
@@ -62,19 +58,7 @@ func TestGolden(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := format(t, newFormatter(t, tt.mod), tt.rec(t))
-			path := filepath.Join("testdata", tt.name+".golden")
-			if *update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("output differs from %s\n got: %q\nwant: %q", path, got, want)
-			}
+			golden.Check(t, tt.name+".golden", got)
 			checkCEF(t, got)
 		})
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -14,9 +13,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/defender-siem/forwarder/internal/alert"
+	"github.com/defender-siem/forwarder/internal/dev/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 func readFile(t testing.TB, name string) []byte {
 	t.Helper()
@@ -135,19 +133,7 @@ func TestGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkEnvelope(t, got)
-			golden := filepath.Join("testdata", tt.name+".golden")
-			if *update {
-				if err := os.WriteFile(golden, append(got, '\n'), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create)", err)
-			}
-			if !bytes.Equal(append(got, '\n'), want) {
-				t.Errorf("output differs from %s\n got: %s\nwant: %s", golden, got, want)
-			}
+			golden.Check(t, tt.name+".golden", append(got, '\n'))
 		})
 	}
 }

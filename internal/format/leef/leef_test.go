@@ -2,10 +2,7 @@ package leef
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -14,27 +11,8 @@ import (
 
 	"github.com/defender-siem/forwarder/internal/alert"
 	"github.com/defender-siem/forwarder/internal/dev/alerttest"
+	"github.com/defender-siem/forwarder/internal/dev/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs:\n got: %q\nwant: %q", name, got, want)
-	}
-}
 
 func newFormatter(t testing.TB, mutate func(*Config)) *Formatter {
 	t.Helper()
@@ -139,7 +117,7 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, tt.name+".leef.golden", got)
+			golden.Check(t, tt.name+".leef.golden", got)
 			checkSafe(t, got)
 			ev := parse(t, got)
 			if want := f.Attrs(tt.rec); !reflect.DeepEqual(ev.attrs, want) {

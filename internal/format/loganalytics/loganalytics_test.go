@@ -3,7 +3,6 @@ package loganalytics
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,27 +12,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/defender-siem/forwarder/internal/alert"
+	"github.com/defender-siem/forwarder/internal/dev/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs:\n got: %s\nwant: %s", name, got, want)
-	}
-}
 
 func parse(t testing.TB, name string) *alert.Record {
 	t.Helper()
@@ -151,7 +131,7 @@ func TestSamples(t *testing.T) {
 			if row["RecordSize"] != json.Number(itoa(len(rec.Raw))) {
 				t.Errorf("RecordSize = %v, want %d", row["RecordSize"], len(rec.Raw))
 			}
-			golden(t, tc.golden, out)
+			golden.Check(t, tc.golden, out)
 		})
 	}
 }

@@ -3,9 +3,7 @@ package logrhythm
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -13,27 +11,8 @@ import (
 
 	"github.com/defender-siem/forwarder/internal/alert"
 	"github.com/defender-siem/forwarder/internal/dev/alerttest"
+	"github.com/defender-siem/forwarder/internal/dev/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs:\n got: %s\nwant: %s", name, got, want)
-	}
-}
 
 func newFormatter(t testing.TB, mutate func(*Config)) *Formatter {
 	t.Helper()
@@ -110,7 +89,7 @@ func TestGolden(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				golden(t, name+"."+string(mode)+".golden", got)
+				golden.Check(t, name+"."+string(mode)+".golden", got)
 				checkSafe(t, got)
 				want := f.Fields(rec)
 				var parsed map[string]string

@@ -1,10 +1,8 @@
 package servicenow
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -14,28 +12,9 @@ import (
 
 	"github.com/defender-siem/forwarder/internal/alert"
 	"github.com/defender-siem/forwarder/internal/dev/alerttest"
+	"github.com/defender-siem/forwarder/internal/dev/golden"
 	"github.com/defender-siem/forwarder/internal/sink"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs:\n got: %s\nwant: %s", name, got, want)
-	}
-}
 
 func newFormatter(t testing.TB, mutate func(*Config)) *Formatter {
 	t.Helper()
@@ -91,13 +70,13 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, tc.name+".json.golden", out)
+			golden.Check(t, tc.name+".json.golden", out)
 			d, err := Decode(out)
 			if err != nil {
 				t.Fatalf("Decode: %v", err)
 			}
 			// The description on its own, to read by eye.
-			golden(t, tc.name+".description.golden", []byte(d.Fields["description"]+"\n"))
+			golden.Check(t, tc.name+".description.golden", []byte(d.Fields["description"]+"\n"))
 		})
 	}
 }

@@ -3,11 +3,7 @@ package syslog_test
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"fmt"
-	"github.com/defender-siem/forwarder/internal/dev/alerttest"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,10 +11,10 @@ import (
 	"unicode/utf8"
 
 	"github.com/defender-siem/forwarder/internal/alert"
+	"github.com/defender-siem/forwarder/internal/dev/alerttest"
+	"github.com/defender-siem/forwarder/internal/dev/golden"
 	"github.com/defender-siem/forwarder/internal/format/syslog"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 func newFormatter(t testing.TB, mod func(*syslog.Config)) *syslog.Formatter {
 	t.Helper()
@@ -67,19 +63,7 @@ func TestGolden(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := format(t, newFormatter(t, tt.mod), tt.rec(t))
-			path := filepath.Join("testdata", tt.name+".golden")
-			if *update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("output differs from %s\n got: %q\nwant: %q", path, got, want)
-			}
+			golden.Check(t, tt.name+".golden", got)
 			checkOneLine(t, got)
 		})
 	}

@@ -21,8 +21,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/defender-siem/forwarder/internal/dev/hecrecv"
 	"github.com/defender-siem/forwarder/internal/dev/graphsim"
+	"github.com/defender-siem/forwarder/internal/dev/hecrecv"
 	"github.com/defender-siem/forwarder/internal/dev/hostsim"
 	"github.com/defender-siem/forwarder/internal/dev/lasim"
 	"github.com/defender-siem/forwarder/internal/dev/snowsim"
