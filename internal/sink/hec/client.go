@@ -33,7 +33,6 @@ package hec
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"fmt"
 	"io"
@@ -47,6 +46,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/defender-siem/forwarder/internal/secret"
 	"github.com/defender-siem/forwarder/internal/sink"
@@ -70,7 +70,7 @@ type Client struct {
 	hc       *http.Client
 	log      *slog.Logger
 	now      func() time.Time
-	gzip     sync.Pool // *gzip.Writer at BestSpeed
+	gzip     sync.Pool // *gzip.Writer at the configured level
 	// warnedNoAck makes the "UseAck is set but the token does not acknowledge" warning appear once.
 	warnedNoAck atomic.Bool
 }
@@ -125,7 +125,8 @@ func New(cfg Config, logger *slog.Logger) (*Client, error) {
 	}
 	c.ackURL += c.channel
 	c.gzip.New = func() any {
-		w, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed)
+		// Validate has checked the level, so there is no error to report.
+		w, _ := gzip.NewWriterLevel(nil, cfg.gzipLevel())
 		return w
 	}
 	if u.Scheme == "http" {

@@ -32,6 +32,10 @@ func TestValidate(t *testing.T) {
 		{"ack zero", func(c *Config) { c.UseAck, c.AckTimeout, c.AckPollInterval = true, 0, 0 }, []string{"AckTimeout", "AckPollInterval"}},
 		{"tls", func(c *Config) { c.TLS = tlsconf.Config{CAFile: "/nonexistent/ca.pem", ClientCert: "x"} }, []string{"CAFile", "together"}},
 		{"user agent", func(c *Config) { c.UserAgent = "a\nb" }, []string{"UserAgent"}},
+		{"gzip level 9", func(c *Config) { c.GzipLevel = 9 }, nil},
+		{"gzip level 0 is the default", func(c *Config) { c.GzipLevel = 0 }, nil},
+		{"gzip level 10", func(c *Config) { c.GzipLevel = 10 }, []string{"GzipLevel must be 1 (fastest) to 9 (smallest), got 10"}},
+		{"gzip level negative", func(c *Config) { c.GzipLevel = -1 }, []string{"GzipLevel"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

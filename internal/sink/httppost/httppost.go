@@ -10,7 +10,6 @@ package httppost
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -22,6 +21,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/defender-siem/forwarder/internal/secret"
 	"github.com/defender-siem/forwarder/internal/sink"
@@ -36,6 +37,9 @@ type Client struct {
 	scrub       *secret.Scrubber
 	log         *slog.Logger
 	now         func() time.Time // for Retry-After dates
+	// gzip holds *gzip.Writer at the configured level: a writer costs hundreds of KB to set
+	// up, so requests reuse them.
+	gzip sync.Pool
 }
 
 var _ sink.Sink = (*Client)(nil)
@@ -78,7 +82,7 @@ func New(cfg Config, logger *slog.Logger) (*Client, error) {
 			ct = "application/x-ndjson"
 		}
 	}
-	return &Client{
+	c := &Client{
 		cfg:         cfg,
 		contentType: ct,
 		shownURL:    shown,
@@ -92,7 +96,13 @@ func New(cfg Config, logger *slog.Logger) (*Client, error) {
 			// report the redirect instead.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-	}, nil
+	}
+	c.gzip.New = func() any {
+		// Validate has checked the level, so there is no error to report.
+		w, _ := gzip.NewWriterLevel(nil, cfg.gzipLevel())
+		return w
+	}
+	return c, nil
 }
 
 // Close releases idle connections.
@@ -212,8 +222,10 @@ const (
 
 func (c *Client) post(ctx context.Context, body []byte, n int) error {
 	if c.cfg.Gzip {
-		var buf bytes.Buffer
-		zw := gzip.NewWriter(&buf)
+		buf := bytes.NewBuffer(make([]byte, 0, len(body)/4+64))
+		zw := c.gzip.Get().(*gzip.Writer)
+		defer c.gzip.Put(zw)
+		zw.Reset(buf)
 		if _, err := zw.Write(body); err != nil {
 			return sink.Permanent(sink.ReasonRejected, fmt.Errorf("httppost: gzip: %w", err))
 		}
