@@ -2,23 +2,18 @@ package alerttest
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/defender-siem/forwarder/internal/alert"
+	"github.com/defender-siem/forwarder/internal/dev/samples"
 )
 
-// ReadSample reads a sample from the calling test package's testdata directory.
+// ReadSample returns one of the shared public samples (internal/dev/samples).
 func ReadSample(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return samples.Read(t, name)
 }
 
 func parseTime(s string) time.Time {

@@ -3,8 +3,9 @@ package syslog
 import (
 	"bytes"
 	"encoding/json"
-	"os"
 	"testing"
+
+	"github.com/defender-siem/forwarder/internal/dev/alerttest"
 )
 
 // compactReference is AppendRawJSON as json.Compact defines it.
@@ -20,10 +21,7 @@ func compactReference(dst, raw []byte) []byte {
 }
 
 func TestAppendRawJSONMatchesCompact(t *testing.T) {
-	sample, err := os.ReadFile("testdata/elastic_eventhub_alert.json")
-	if err != nil {
-		t.Fatal(err)
-	}
+	sample := alerttest.ReadSample(t, "elastic_eventhub_alert.json")
 	for name, in := range map[string]string{
 		"sample":              string(sample),
 		"spaces everywhere":   " {\n\t\"a\" : [ 1 , 2.5e3 , true , null ] ,\r\n \"b\" : { } } \n",
@@ -51,10 +49,7 @@ func TestAppendRawJSONMatchesCompact(t *testing.T) {
 }
 
 func FuzzAppendRawJSON(f *testing.F) {
-	sample, err := os.ReadFile("testdata/elastic_eventhub_alert.json")
-	if err != nil {
-		f.Fatal(err)
-	}
+	sample := alerttest.ReadSample(f, "elastic_eventhub_alert.json")
 	f.Add(sample)
 	f.Add([]byte(" {\n\t\"a\" : [ 1 , 2.5e3 , true , null ] ,\r\n \"b\" : { } } \n"))
 	f.Add([]byte("{\"a\":\"\xff\\u2028\"} x"))

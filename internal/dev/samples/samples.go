@@ -1,0 +1,23 @@
+// Package samples holds the one copy of the public Defender for Cloud export payloads that the
+// tests of several packages read: the Elastic integration's Event Hub samples (an alert with
+// 27 entities, an assessment, a secure score control) and the alert of Microsoft's
+// continuous-export README. Each package's testdata/ keeps only what is its own.
+package samples
+
+import (
+	"embed"
+	"testing"
+)
+
+//go:embed *.json *.jsonc
+var files embed.FS
+
+// Read returns the sample name, failing the test when there is none by that name.
+func Read(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := files.ReadFile(name)
+	if err != nil {
+		t.Fatalf("samples: %v", err)
+	}
+	return b
+}
