@@ -2,6 +2,8 @@ package destination
 
 import (
 	"log/slog"
+	"strconv"
+	"strings"
 
 	hecformat "github.com/defender-siem/forwarder/internal/format/hec"
 	"github.com/defender-siem/forwarder/internal/pipeline"
@@ -24,6 +26,7 @@ func buildHEC(r *reader, d *pipeline.Destination, log *slog.Logger) {
 	}
 	sc.TLS = readTLS(r)
 	sc.Gzip = r.boolean("Gzip", sc.Gzip)
+	sc.GzipLevel = gzipLevel(r, sc.GzipLevel)
 	sc.UseAck = r.boolean("UseAck", sc.UseAck)
 	sc.MaxBatchBytes = r.integer("MaxBatchBytes", sc.MaxBatchBytes, 1024, 64<<20)
 	sc.MaxBatchEvents = r.integer("MaxBatchEvents", sc.MaxBatchEvents, 1, 100000)
@@ -45,4 +48,26 @@ func buildHEC(r *reader, d *pipeline.Destination, log *slog.Logger) {
 	}
 	d.Formatter = hecformat.New(fc)
 	d.Sink = client
+}
+
+// gzipLevels are the level names accepted besides the numbers 1 to 9, as compress/gzip
+// names them.
+var gzipLevels = map[string]int{"bestspeed": 1, "default": 6, "defaultcompression": 6, "bestcompression": 9}
+
+// gzipLevel reads GzipLevel: 1 (fastest) to 9 (smallest), or BestSpeed, Default or
+// BestCompression in any letter case. It is checked even when Gzip is off, so that a typo
+// shows at start-up rather than on the day compression is turned on.
+func gzipLevel(r *reader, def int) int {
+	v, ok := r.raw("GzipLevel")
+	if !ok {
+		return def
+	}
+	if n, err := strconv.Atoi(v); err == nil && n >= 1 && n <= 9 {
+		return n
+	}
+	if n, ok := gzipLevels[strings.ToLower(v)]; ok {
+		return n
+	}
+	r.fail("GzipLevel", "%q: want 1 (fastest) to 9 (smallest), BestSpeed, Default or BestCompression", v)
+	return def
 }

@@ -19,6 +19,7 @@ func readHTTPPost(r *reader, batch httppost.Batch) httppost.Config {
 	c.URL = r.required("Url", "the intake URL")
 	c.TLS = readTLS(r)
 	c.Gzip = r.boolean("Gzip", batch == httppost.BatchNDJSON)
+	c.GzipLevel = gzipLevel(r, c.GzipLevel)
 	c.MaxBatchBytes = r.integer("MaxBatchBytes", c.MaxBatchBytes, 1024, 64<<20)
 	c.MaxBatchEvents = r.integer("MaxBatchEvents", c.MaxBatchEvents, 1, 100000)
 	c.RequestTimeout = r.duration("RequestTimeout", c.RequestTimeout)
