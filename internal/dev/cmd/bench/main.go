@@ -60,6 +60,9 @@ type Config struct {
 	// JSONRecords alerts, for InProcess at least, in process only.
 	JSON        bool
 	JSONRecords int
+	// HECOnly adds the end-to-end figure: typical 100-event batches to Splunk HEC
+	// alone (gzip as configured, on by default), one invocation in flight.
+	HECOnly bool
 	// Gzip, when set, replaces the table: the gzip comparison (see gzipcompare.go) on the HEC
 	// bodies of JSONRecords alerts, in process only.
 	Gzip bool
@@ -92,6 +95,7 @@ func DefaultConfig() Config {
 		ColdStarts:  20,
 		SoakEvery:   30 * time.Second,
 		JSONRecords: 1000,
+		HECOnly:     true,
 	}
 }
 
@@ -165,6 +169,7 @@ func main() {
 	flag.DurationVar(&c.Soak, "soak", 0, "play typical 1000-event batches for this long and watch the handler's memory, instead of the table")
 	flag.DurationVar(&c.SoakEvery, "soak-every", c.SoakEvery, "how often -soak reports memory")
 	flag.BoolVar(&c.JSON, "json", false, "compare the JSON layer candidates with ours, interleaved on one core, instead of the table (no handler needed)")
+	flag.BoolVar(&c.HECOnly, "hec-only", c.HECOnly, "also play typical:100 at a handler with only the Splunk HEC destination, one invocation in flight")
 	flag.BoolVar(&c.Gzip, "gzip", false, "compare compress/gzip with klauspost/compress/gzip on HEC bodies, interleaved on one core, instead of the table (no handler needed)")
 	flag.IntVar(&c.JSONRecords, "json-records", c.JSONRecords, "alerts in the -json and -gzip corpus (a multiple of 100)")
 	flag.Func("set", "an extra app setting KEY=VALUE for the handler (repeatable), e.g. Destinations__splunk__Compression=gzip", func(kv string) error {
@@ -196,6 +201,7 @@ type rig struct {
 	env      []string
 	logs     *logCounter
 	sent     atomic.Int64 // records in invocations the handler answered 2xx
+	hecOnly  int64        // of those, records sent while only the HEC destination was on
 	failures atomic.Int64 // invocations answered otherwise
 }
 
@@ -419,13 +425,21 @@ func run(ctx context.Context, c Config, out io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", s, err)
 		}
-		rw := res.row(s, c.Partitions)
+		rw := res.row(s, c.Partitions, "3 destinations")
 		if res.cpu > 0 {
 			// Per core: records per CPU-second of the handler against the baseline's per core.
 			rw.vsBaseline = float64(res.records) / res.cpu.Seconds() / basePerSec
 		}
 		rows = append(rows, rw)
 		handlerCPU += res.cpu
+	}
+	if c.HECOnly {
+		rw, cpu, err := r.playHECOnly(ctx, c, corp, basePerSec)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, rw)
+		handlerCPU += cpu
 	}
 	selfCPU1, err := cpuTime(os.Getpid())
 	if err != nil {
@@ -447,19 +461,54 @@ func run(ctx context.Context, c Config, out io.Writer) error {
 	return r.verify(ctx, out)
 }
 
+// playHECOnly restarts the handler with only the Splunk destination, plays typical 100-event
+// batches at it one invocation at a time, and restores the three destinations.
+func (r *rig) playHECOnly(ctx context.Context, c Config, corp *corpus, basePerSec float64) (row, time.Duration, error) {
+	all := r.env
+	r.env = splunkOnly(all)
+	defer func() { r.env = all }()
+	if err := r.restart(ctx, c); err != nil {
+		return row{}, 0, err
+	}
+	before := r.sent.Load()
+	sc := Scenario{ShapeTypical, 100}
+	res, err := playScenario(ctx, r, corp, sc, 1, c.Duration)
+	r.hecOnly += r.sent.Load() - before
+	if err != nil {
+		return row{}, 0, fmt.Errorf("%s, HEC only: %w", sc, err)
+	}
+	gz := "gzip on"
+	for _, kv := range c.Settings {
+		if k, v, _ := strings.Cut(kv, "="); strings.EqualFold(k, "Destinations__splunk__Gzip") && v == "false" {
+			gz = "gzip off"
+		}
+	}
+	rw := res.row(sc, 1, "Splunk HEC only, "+gz)
+	if res.cpu > 0 {
+		rw.vsBaseline = float64(res.records) / res.cpu.Seconds() / basePerSec
+	}
+	r.env = all
+	if err := r.restart(ctx, c); err != nil {
+		return row{}, 0, err
+	}
+	return rw, res.cpu, nil
+}
+
 // verify checks that every record reached every receiver and nothing was dead-lettered, as
 // it must in a healthy run, and says so.
 func (r *rig) verify(ctx context.Context, out io.Writer) error {
-	want := r.sent.Load()
+	// Records sent while only HEC was on reached HEC alone.
+	want := r.sent.Load() - r.hecOnly
+	wantHEC := want + r.hecOnly
 	// The TCP receivers may still be reading what the handler wrote and flushed.
 	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) && (int64(r.hec.Count()) < want || r.syslog.Frames() < want || r.cef.Frames() < want) {
+	for time.Now().Before(deadline) && (int64(r.hec.Count()) < wantHEC || r.syslog.Frames() < want || r.cef.Frames() < want) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	var problems []error
-	fmt.Fprintf(out, "delivered: %d records sent in invocations answered 200; Splunk HEC got %d, syslog %d, CEF %d\n", want, r.hec.Count(), r.syslog.Frames(), r.cef.Frames())
-	for name, got := range map[string]int64{"Splunk HEC": int64(r.hec.Count()), "syslog": r.syslog.Frames(), "CEF": r.cef.Frames()} {
-		if got != want {
+	fmt.Fprintf(out, "delivered: %d records sent in invocations answered 200 (%d of them to HEC alone); Splunk HEC got %d, syslog %d, CEF %d\n", want+r.hecOnly, r.hecOnly, r.hec.Count(), r.syslog.Frames(), r.cef.Frames())
+	for name, c := range map[string][2]int64{"Splunk HEC": {int64(r.hec.Count()), wantHEC}, "syslog": {r.syslog.Frames(), want}, "CEF": {r.cef.Frames(), want}} {
+		if got, want := c[0], c[1]; got != want {
 			problems = append(problems, fmt.Errorf("%s received %d records, want %d", name, got, want))
 		}
 	}
@@ -520,8 +569,8 @@ type scenarioResult struct {
 	peakRSS        int64
 }
 
-func (s scenarioResult) row(sc Scenario, partitions int) row {
-	rw := row{name: "handler: " + sc.String() + ", 3 destinations", partitions: partitions, invocations: len(s.latencies), peakRSS: s.peakRSS}
+func (s scenarioResult) row(sc Scenario, partitions int, what string) row {
+	rw := row{name: "handler: " + sc.String() + ", " + what, partitions: partitions, invocations: len(s.latencies), peakRSS: s.peakRSS}
 	if s.wall > 0 {
 		rw.recordsPerSec = float64(s.records) / s.wall.Seconds()
 		rw.mbPerSec = float64(s.bytes) / 1e6 / s.wall.Seconds()
