@@ -2,13 +2,21 @@
 // the way the Functions host does, with a Splunk HEC receiver, an RFC 5424 syslog collector and
 // a CEF collector listening on loopback and dead letters going to a private Azurite, plays
 // host invocations of sample Defender alerts at it as fast as it answers, and prints one table:
-// throughput, invocation latency, CPU per record and peak memory of the handler, next to
-// in-process figures (allocations per record) and the naive encoding/json forwarder on the
-// same alerts. With -soak it plays for a long time instead and watches the handler's memory.
+// throughput, invocation latency, CPU per record and peak memory of the handler (three
+// destinations, and Splunk HEC alone with one invocation in flight), next to in-process
+// figures (allocations per record) and the naive encoding/json forwarder on the same alerts.
+// With -soak it plays for a long time instead and watches the handler's memory.
+//
+// Two modes need no handler and run in process on one core: -json compares JSON libraries
+// with the product's own decoding and formatting, -gzip compares gzip libraries and levels on
+// HEC request bodies; each runs its candidates interleaved and prints the ratios.
 //
 // Run it from the repository root after building the handler:
 //
-//	go run ./internal/bench -handler dist/app/handler
+//	go run ./internal/dev/cmd/bench -handler dist/app/handler
+//	go run ./internal/dev/cmd/bench -json
+//	GOEXPERIMENT=jsonv2 go run ./internal/dev/cmd/bench -json
+//	go run ./internal/dev/cmd/bench -gzip
 package main
 
 import (
