@@ -2,6 +2,7 @@ package main
 
 import (
 	"log/slog"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -60,4 +61,41 @@ func TestGzipLevelSetting(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Whatever GzipLevel holds, start-up either takes it (exactly the numbers 1 to 9 and the
+// named levels) or reports it by name; it never panics and never takes anything else.
+func FuzzGzipLevelSetting(f *testing.F) {
+	for _, s := range []string{"1", "9", "0", "10", "-1", "BestSpeed", "default", "BESTCOMPRESSION", "6 ", "0x1", "+3", "１", "", "fast\n"} {
+		f.Add(s)
+	}
+	named := map[string]bool{"bestspeed": true, "default": true, "defaultcompression": true, "bestcompression": true}
+	f.Fuzz(func(t *testing.T, v string) {
+		env := []string{
+			"Forwarder__FunctionTimeout=00:05:00",
+			"Destinations__s__Type=splunk_hec", "Destinations__s__Url=http://127.0.0.1:9", "Destinations__s__Token=" + hecToken,
+			"Destinations__s__GzipLevel=" + v,
+		}
+		cfg, err := config.Load(env, "")
+		if err != nil {
+			return // not a setting the loader takes at all (a newline, say): not this test's concern
+		}
+		built, err := destination.Build(cfg, slog.New(slog.DiscardHandler))
+		if err == nil {
+			for _, d := range built.Destinations {
+				_ = d.Sink.Close()
+			}
+		}
+		tv := strings.TrimSpace(v)
+		n, nerr := strconv.Atoi(tv)
+		valid := tv == "" || (nerr == nil && n >= 1 && n <= 9) || named[strings.ToLower(tv)]
+		switch {
+		case valid && err != nil:
+			t.Fatalf("GzipLevel %q refused: %v", v, err)
+		case !valid && err == nil:
+			t.Fatalf("GzipLevel %q accepted", v)
+		case !valid && !strings.Contains(err.Error(), "Destinations__s__GzipLevel"):
+			t.Fatalf("GzipLevel %q: error does not name the setting: %v", v, err)
+		}
+	})
 }
