@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/bytedance/sonic"
 	gojson "github.com/goccy/go-json"
 
 	"github.com/defender-siem/forwarder/internal/alert"
@@ -285,6 +286,7 @@ func oursWay(jc *jsonCorpus) jsonWay {
 const (
 	wayClassic = "a: encoding/json, 15-field struct + HEC envelope"
 	wayGoccy   = "b: goccy/go-json v0.10.5, the same code"
+	waySonic   = "b2: bytedance/sonic v1.15.5 (ConfigDefault), the same code"
 )
 
 // jsonWays returns every way this build can measure: the classic code, with goccy, with the
@@ -299,6 +301,7 @@ func jsonWays(jc *jsonCorpus) []jsonWay {
 	ways := []jsonWay{
 		structWay(classic, jc, json.Unmarshal, func(v any) ([]byte, error) { return json.Marshal(v) }),
 		structWay(wayGoccy, jc, gojson.Unmarshal, func(v any) ([]byte, error) { return gojson.Marshal(v) }),
+		structWay(waySonic, jc, sonic.Unmarshal, sonic.Marshal),
 	}
 	if v2Way != nil {
 		ways = append(ways, v2Way(jc))
@@ -306,6 +309,7 @@ func jsonWays(jc *jsonCorpus) []jsonWay {
 	ways = append(ways,
 		envelopeWay("a+: encoding/json, the same from the host envelopes", jc, json.Unmarshal, func(v any) ([]byte, error) { return json.Marshal(v) }),
 		envelopeWay("b+: goccy/go-json, the same from the host envelopes", jc, gojson.Unmarshal, func(v any) ([]byte, error) { return gojson.Marshal(v) }),
+		envelopeWay("b2+: bytedance/sonic, the same from the host envelopes", jc, sonic.Unmarshal, sonic.Marshal),
 	)
 	return append(ways, oursRecordsWay(jc), oursWay(jc))
 }
@@ -414,12 +418,12 @@ func printJSONTable(out io.Writer, jc *jsonCorpus, res []wayResult) {
 			float64(w.allocs)/float64(w.records), w.perSecond()/classic, ours/w.perSecond())
 	}
 	_ = tw.Flush()
-	fmt.Fprintf(out, "ours/(a) = %.2f×   ours/(b) = %.2f×", ratio(res, "a:"), ratio(res, "b:"))
+	fmt.Fprintf(out, "ours/(a) = %.2f×   ours/(b) = %.2f×   ours/(b2) = %.2f×", ratio(res, "a:"), ratio(res, "b:"), ratio(res, "b2:"))
 	if r := ratio(res, "c:"); r > 0 {
 		fmt.Fprintf(out, "   ours/(c) = %.2f×", r)
 	}
 	fmt.Fprintln(out, "   (goal: ours/(b) ≥ 1)")
-	fmt.Fprintf(out, "from the host envelopes alike: ours/(a+) = %.2f×   ours/(b+) = %.2f×\n", ratio(res, "a+:"), ratio(res, "b+:"))
+	fmt.Fprintf(out, "from the host envelopes alike: ours/(a+) = %.2f×   ours/(b+) = %.2f×   ours/(b2+) = %.2f×\n", ratio(res, "a+:"), ratio(res, "b+:"), ratio(res, "b2+:"))
 }
 
 // runJSON is the -json mode: the comparison on its own, in process.

@@ -75,7 +75,7 @@ func TestCompareJSON(t *testing.T) {
 	}
 	var out strings.Builder
 	printJSONTable(&out, jc, res)
-	for _, want := range []string{wayClassic, wayGoccy, "a+: ", "b+: ", "ours: ", "ours/(a) = ", "ours/(b) = ", "ours/(b+) = "} {
+	for _, want := range []string{wayClassic, wayGoccy, waySonic, "a+: ", "b+: ", "b2+: ", "ours: ", "ours/(a) = ", "ours/(b) = ", "ours/(b+) = "} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}
@@ -129,7 +129,7 @@ func BenchmarkJSONInterleaved(b *testing.B) {
 		name, _, _ := strings.Cut(w.name, ":")
 		b.ReportMetric(w.perSecond(), strings.ReplaceAll(name, " ", "")+"-records/s")
 	}
-	for _, of := range []string{"a", "b", "c", "a+", "b+"} {
+	for _, of := range []string{"a", "b", "b2", "c", "a+", "b+", "b2+"} {
 		if r := ratio(res, of+":"); r > 0 {
 			b.ReportMetric(r, "ours/"+of)
 		}
