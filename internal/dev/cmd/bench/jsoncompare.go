@@ -287,6 +287,9 @@ const (
 	wayClassic = "a: encoding/json, 15-field struct + HEC envelope"
 	wayGoccy   = "b: goccy/go-json v0.10.5, the same code"
 	waySonic   = "b2: bytedance/sonic v1.15.5 (ConfigDefault), the same code"
+	// ConfigStd behaves as encoding/json does: it validates strings and escapes HTML, which
+	// ConfigDefault skips.
+	waySonicStd = "b3: bytedance/sonic v1.15.5 (ConfigStd), the same code"
 )
 
 // jsonWays returns every way this build can measure: the classic code, with goccy, with the
@@ -302,6 +305,7 @@ func jsonWays(jc *jsonCorpus) []jsonWay {
 		structWay(classic, jc, json.Unmarshal, func(v any) ([]byte, error) { return json.Marshal(v) }),
 		structWay(wayGoccy, jc, gojson.Unmarshal, func(v any) ([]byte, error) { return gojson.Marshal(v) }),
 		structWay(waySonic, jc, sonic.Unmarshal, sonic.Marshal),
+		structWay(waySonicStd, jc, sonic.ConfigStd.Unmarshal, sonic.ConfigStd.Marshal),
 	}
 	if v2Way != nil {
 		ways = append(ways, v2Way(jc))
@@ -418,7 +422,7 @@ func printJSONTable(out io.Writer, jc *jsonCorpus, res []wayResult) {
 			float64(w.allocs)/float64(w.records), w.perSecond()/classic, ours/w.perSecond())
 	}
 	_ = tw.Flush()
-	fmt.Fprintf(out, "ours/(a) = %.2f×   ours/(b) = %.2f×   ours/(b2) = %.2f×", ratio(res, "a:"), ratio(res, "b:"), ratio(res, "b2:"))
+	fmt.Fprintf(out, "ours/(a) = %.2f×   ours/(b) = %.2f×   ours/(b2) = %.2f×   ours/(b3) = %.2f×", ratio(res, "a:"), ratio(res, "b:"), ratio(res, "b2:"), ratio(res, "b3:"))
 	if r := ratio(res, "c:"); r > 0 {
 		fmt.Fprintf(out, "   ours/(c) = %.2f×", r)
 	}
