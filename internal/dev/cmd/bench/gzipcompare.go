@@ -102,8 +102,8 @@ func processCPU() (time.Duration, error) {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
 }
 
-// compareGzip compresses every body with every way, round after round in rotating order, on
-// one core, until d has passed and minRounds are done.
+// compareGzip compresses every body with every way, interleaved (see interleave), on one
+// core.
 func compareGzip(ctx context.Context, ways []gzipWay, bodies [][]byte, d time.Duration, minRounds int) ([]gzipResult, error) {
 	prev := runtime.GOMAXPROCS(1)
 	defer runtime.GOMAXPROCS(prev)
@@ -131,29 +131,26 @@ func compareGzip(ctx context.Context, ways []gzipWay, bodies [][]byte, d time.Du
 			return nil, fmt.Errorf("%s: %w", w.name, err)
 		}
 	}
-	start := time.Now()
-	for round := 0; round < minRounds || time.Since(start) < d; round++ {
-		if err := ctx.Err(); err != nil {
-			return nil, err
+	err := interleave(ctx, len(ways), d, minRounds, func(i int) error {
+		c0, err := processCPU()
+		if err != nil {
+			return err
 		}
-		for k := range ways {
-			i := (k + round) % len(ways)
-			c0, err := processCPU()
-			if err != nil {
-				return nil, err
-			}
-			in, out, err := compress(ways[i].w)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", ways[i].name, err)
-			}
-			c1, err := processCPU()
-			if err != nil {
-				return nil, err
-			}
-			res[i].in += in
-			res[i].out += out
-			res[i].cpu += c1 - c0
+		in, out, err := compress(ways[i].w)
+		if err != nil {
+			return fmt.Errorf("%s: %w", ways[i].name, err)
 		}
+		c1, err := processCPU()
+		if err != nil {
+			return err
+		}
+		res[i].in += in
+		res[i].out += out
+		res[i].cpu += c1 - c0
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return res, nil
 }

@@ -161,21 +161,35 @@ func newJSONCorpus(c *corpus, records int) (*jsonCorpus, error) {
 	return jc, nil
 }
 
-// structWay is the classic approach with the given library: decode into alertFields,
-// marshal the envelope with the event as a raw message.
-func structWay(name string, jc *jsonCorpus, unmarshal func([]byte, any) error, marshal func(any) ([]byte, error)) jsonWay {
+// codec is one library's pair of functions.
+type codec struct {
+	unmarshal func([]byte, any) error
+	marshal   func(any) ([]byte, error)
+}
+
+// record is the classic approach for one alert body: decode into alertFields, marshal the
+// envelope with the event as a raw message.
+func (c codec) record(name string, n int, body []byte, emit func([]byte)) error {
+	var a alertFields
+	if err := c.unmarshal(body, &a); err != nil {
+		return fmt.Errorf("%s: record %d: %w", name, n, err)
+	}
+	env := envelopeOf(&a, body)
+	out, err := c.marshal(&env)
+	if err != nil {
+		return fmt.Errorf("%s: record %d: %w", name, n, err)
+	}
+	emit(out)
+	return nil
+}
+
+// structWay is the classic approach with the given library, from the alert bodies.
+func structWay(name string, jc *jsonCorpus, c codec) jsonWay {
 	return jsonWay{name: name, run: func(emit func([]byte)) (int, error) {
 		for i, body := range jc.bodies {
-			var a alertFields
-			if err := unmarshal(body, &a); err != nil {
-				return i, fmt.Errorf("%s: record %d: %w", name, i, err)
+			if err := c.record(name, i, body, emit); err != nil {
+				return i, err
 			}
-			env := envelopeOf(&a, body)
-			out, err := marshal(&env)
-			if err != nil {
-				return i, fmt.Errorf("%s: record %d: %w", name, i, err)
-			}
-			emit(out)
 		}
 		return len(jc.bodies), nil
 	}}
@@ -201,12 +215,12 @@ type hostEnvelope struct {
 // envelopeWay is structWay starting, as ours does, from the host invocations: the library
 // undoes the two layers of the envelope (the string, then the array of strings) and reads
 // each event's coordinates, then does what structWay does.
-func envelopeWay(name string, jc *jsonCorpus, unmarshal func([]byte, any) error, marshal func(any) ([]byte, error)) jsonWay {
+func envelopeWay(name string, jc *jsonCorpus, c codec) jsonWay {
 	return jsonWay{name: name, run: func(emit func([]byte)) (int, error) {
 		n := 0
 		for _, raw := range jc.envelopes {
 			var env hostEnvelope
-			if err := unmarshal(raw, &env); err != nil {
+			if err := c.unmarshal(raw, &env); err != nil {
 				return n, fmt.Errorf("%s: envelope: %w", name, err)
 			}
 			var events []string
@@ -220,7 +234,7 @@ func envelopeWay(name string, jc *jsonCorpus, unmarshal func([]byte, any) error,
 				{env.Data.Events, &events}, {env.Metadata.SequenceNumberArray, &seqs},
 				{env.Metadata.OffsetArray, &offsets}, {env.Metadata.EnqueuedTimeUtcArray, &enqueued},
 			} {
-				if err := unmarshal([]byte(f.text), f.dst); err != nil {
+				if err := c.unmarshal([]byte(f.text), f.dst); err != nil {
 					return n, fmt.Errorf("%s: envelope: %w", name, err)
 				}
 			}
@@ -228,17 +242,9 @@ func envelopeWay(name string, jc *jsonCorpus, unmarshal func([]byte, any) error,
 				return n, fmt.Errorf("%s: envelope: %d events, %d coordinates", name, len(events), len(seqs))
 			}
 			for _, ev := range events {
-				body := []byte(ev)
-				var a alertFields
-				if err := unmarshal(body, &a); err != nil {
-					return n, fmt.Errorf("%s: record %d: %w", name, n, err)
+				if err := c.record(name, n, []byte(ev), emit); err != nil {
+					return n, err
 				}
-				e := envelopeOf(&a, body)
-				out, err := marshal(&e)
-				if err != nil {
-					return n, fmt.Errorf("%s: record %d: %w", name, n, err)
-				}
-				emit(out)
 				n++
 			}
 		}
@@ -246,15 +252,38 @@ func envelopeWay(name string, jc *jsonCorpus, unmarshal func([]byte, any) error,
 	}}
 }
 
-// oursWay is the product's path for a HEC destination: host envelope decode, record parse
-// with entities skipped (as the pipeline does when no destination reads them) and the HEC
-// formatter, through the packages' public API.
-func oursWay(jc *jsonCorpus) jsonWay {
+// oursHEC is the product's record path for a HEC destination: record parse with entities
+// skipped (as the pipeline does when no destination reads them) and the HEC formatter,
+// through the packages' public API.
+type oursHEC struct {
+	f   *hecformat.Formatter
+	buf []byte
+}
+
+func newOursHEC() *oursHEC {
 	cfg := hecformat.DefaultConfig()
 	cfg.Index = "defender"
-	f := hecformat.New(cfg)
-	opts := alert.Options{SkipEntities: true}
-	var buf []byte
+	return &oursHEC{f: hecformat.New(cfg)}
+}
+
+func (o *oursHEC) record(n int, body []byte, emit func([]byte)) error {
+	recs, err := alert.Options{SkipEntities: true}.ParseMessage(body)
+	if err != nil {
+		return fmt.Errorf("ours: record %d: %w", n, err)
+	}
+	for i := range recs {
+		if o.buf, err = o.f.Format(o.buf[:0], &recs[i]); err != nil {
+			return fmt.Errorf("ours: record %d: %w", n, err)
+		}
+		emit(o.buf)
+	}
+	return nil
+}
+
+// oursWay is the product's path from the host invocations: the host envelope decode as the
+// server does it, then oursHEC.
+func oursWay(jc *jsonCorpus) jsonWay {
+	o := newOursHEC()
 	return jsonWay{name: "ours: envelope decode + alert.Parse + HEC formatter", run: func(emit func([]byte)) (int, error) {
 		n := 0
 		for _, env := range jc.envelopes {
@@ -267,15 +296,8 @@ func oursWay(jc *jsonCorpus) jsonWay {
 				return n, err
 			}
 			for _, ev := range b.Events {
-				recs, err := opts.ParseMessage(ev.Body)
-				if err != nil {
-					return n, fmt.Errorf("ours: record %d: %w", n, err)
-				}
-				for i := range recs {
-					if buf, err = f.Format(buf[:0], &recs[i]); err != nil {
-						return n, fmt.Errorf("ours: record %d: %w", n, err)
-					}
-					emit(buf)
+				if err := o.record(n, ev.Body, emit); err != nil {
+					return n, err
 				}
 				n++
 			}
@@ -306,25 +328,28 @@ func jsonWays(jc *jsonCorpus) []jsonWay {
 	if jsonv2Experiment {
 		classic += " (built with GOEXPERIMENT=jsonv2: the v2 engine underneath)"
 	}
+	std := codec{json.Unmarshal, func(v any) ([]byte, error) { return json.Marshal(v) }}
+	goccy := codec{gojson.Unmarshal, func(v any) ([]byte, error) { return gojson.Marshal(v) }}
+	sonicDefault := codec{sonic.Unmarshal, sonic.Marshal}
 	ways := []jsonWay{
-		structWay(classic, jc, json.Unmarshal, func(v any) ([]byte, error) { return json.Marshal(v) }),
-		structWay(wayGoccy, jc, gojson.Unmarshal, func(v any) ([]byte, error) { return gojson.Marshal(v) }),
-		structWay(waySonic, jc, sonic.Unmarshal, sonic.Marshal),
-		structWay(waySonicStd, jc, sonic.ConfigStd.Unmarshal, sonic.ConfigStd.Marshal),
-		structWay(waySonicUTF8, jc, func(b []byte, v any) error {
+		structWay(classic, jc, std),
+		structWay(wayGoccy, jc, goccy),
+		structWay(waySonic, jc, sonicDefault),
+		structWay(waySonicStd, jc, codec{sonic.ConfigStd.Unmarshal, sonic.ConfigStd.Marshal}),
+		structWay(waySonicUTF8, jc, codec{func(b []byte, v any) error {
 			if !utf8.Valid(b) {
 				return errors.New("not UTF-8: the repairing path would take it")
 			}
 			return sonic.Unmarshal(b, v)
-		}, sonic.Marshal),
+		}, sonic.Marshal}),
 	}
 	if v2Way != nil {
 		ways = append(ways, v2Way(jc))
 	}
 	ways = append(ways,
-		envelopeWay("a+: encoding/json, the same from the host envelopes", jc, json.Unmarshal, func(v any) ([]byte, error) { return json.Marshal(v) }),
-		envelopeWay("b+: goccy/go-json, the same from the host envelopes", jc, gojson.Unmarshal, func(v any) ([]byte, error) { return gojson.Marshal(v) }),
-		envelopeWay("b2+: bytedance/sonic, the same from the host envelopes", jc, sonic.Unmarshal, sonic.Marshal),
+		envelopeWay("a+: encoding/json, the same from the host envelopes", jc, std),
+		envelopeWay("b+: goccy/go-json, the same from the host envelopes", jc, goccy),
+		envelopeWay("b2+: bytedance/sonic, the same from the host envelopes", jc, sonicDefault),
 	)
 	return append(ways, oursRecordsWay(jc), oursWay(jc))
 }
@@ -332,22 +357,11 @@ func jsonWays(jc *jsonCorpus) []jsonWay {
 // oursRecordsWay is ours without the host envelope decode: the same work as the library
 // ways, which start from the alert bodies, so that the two parts of ours can be told apart.
 func oursRecordsWay(jc *jsonCorpus) jsonWay {
-	cfg := hecformat.DefaultConfig()
-	cfg.Index = "defender"
-	f := hecformat.New(cfg)
-	opts := alert.Options{SkipEntities: true}
-	var buf []byte
+	o := newOursHEC()
 	return jsonWay{name: "ours, bodies only: alert.Parse + HEC formatter (no host envelope)", run: func(emit func([]byte)) (int, error) {
 		for n, body := range jc.bodies {
-			recs, err := opts.ParseMessage(body)
-			if err != nil {
-				return n, fmt.Errorf("ours: record %d: %w", n, err)
-			}
-			for i := range recs {
-				if buf, err = f.Format(buf[:0], &recs[i]); err != nil {
-					return n, fmt.Errorf("ours: record %d: %w", n, err)
-				}
-				emit(buf)
+			if err := o.record(n, body, emit); err != nil {
+				return n, err
 			}
 		}
 		return len(jc.bodies), nil
@@ -367,10 +381,9 @@ type wayResult struct {
 
 func (w wayResult) perSecond() float64 { return float64(w.records) / w.elapsed.Seconds() }
 
-// compareJSON runs every way over the whole corpus in turn, round after round (the order
-// rotating, so that no way always follows the same one), on one core, until d has passed and
-// at least minRounds rounds are done. Interleaving is what makes the ratios worth reading on a
-// shared machine: a burst of load slows every way alike.
+// compareJSON runs every way over the whole corpus, interleaved (see interleave), on one
+// core. Interleaving is what makes the ratios worth reading on a shared machine: a burst of
+// load slows every way alike.
 func compareJSON(ctx context.Context, ways []jsonWay, d time.Duration, minRounds int) ([]wayResult, error) {
 	prev := runtime.GOMAXPROCS(1)
 	defer runtime.GOMAXPROCS(prev)
@@ -384,28 +397,37 @@ func compareJSON(ctx context.Context, ways []jsonWay, d time.Duration, minRounds
 		}
 	}
 	var before, after runtime.MemStats
+	err := interleave(ctx, len(ways), d, minRounds, func(i int) error {
+		runtime.ReadMemStats(&before)
+		t0 := time.Now()
+		n, err := ways[i].run(emit)
+		el := time.Since(t0)
+		runtime.ReadMemStats(&after)
+		res[i].records += int64(n)
+		res[i].elapsed += el
+		res[i].allocs += after.Mallocs - before.Mallocs
+		return err
+	})
+	runtime.KeepAlive(sink)
+	return res, err
+}
+
+// interleave calls step for each of n ways in turn, round after round, the order rotating so
+// that no way always follows the same one, until d has passed and at least minRounds rounds
+// are done, or step or ctx fails.
+func interleave(ctx context.Context, n int, d time.Duration, minRounds int, step func(i int) error) error {
 	start := time.Now()
 	for round := 0; round < minRounds || time.Since(start) < d; round++ {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return err
 		}
-		for k := range ways {
-			i := (k + round) % len(ways)
-			runtime.ReadMemStats(&before)
-			t0 := time.Now()
-			n, err := ways[i].run(emit)
-			el := time.Since(t0)
-			runtime.ReadMemStats(&after)
-			if err != nil {
-				return nil, err
+		for k := range n {
+			if err := step((k + round) % n); err != nil {
+				return err
 			}
-			res[i].records += int64(n)
-			res[i].elapsed += el
-			res[i].allocs += after.Mallocs - before.Mallocs
 		}
 	}
-	runtime.KeepAlive(sink)
-	return res, nil
+	return nil
 }
 
 // ratio returns ours' records/s over the named way's, or 0 when that way was not measured.
