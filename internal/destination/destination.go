@@ -64,8 +64,12 @@ type Built struct {
 }
 
 // Build builds every configured destination. It reports every problem of every destination at
-// once; on error nothing is returned, so the handler never starts half-configured.
+// once; on error nothing is returned, so the handler never starts half-configured. log may be
+// nil.
 func Build(cfg *config.Config, log *slog.Logger) (*Built, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	var errs []error
 	out := &Built{}
 	for _, dc := range cfg.Destinations {

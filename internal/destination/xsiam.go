@@ -54,6 +54,7 @@ func buildXSIAM(r *reader, d *pipeline.Destination, log *slog.Logger) {
 	}
 	c.TLS = readTLS(r)
 	c.Gzip = r.boolean("Gzip", true)
+	c.GzipLevel = gzipLevel(r, c.GzipLevel)
 	c.MaxBatchBytes = r.integer("MaxBatchBytes", xsiamDefaultRequest, 1024, xsiamMaxRequest)
 	c.MaxBatchEvents = r.integer("MaxBatchEvents", c.MaxBatchEvents, 1, 100000)
 	c.RequestTimeout = r.duration("RequestTimeout", c.RequestTimeout)

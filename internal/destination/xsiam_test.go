@@ -264,3 +264,14 @@ func ctx(t *testing.T) context.Context {
 	t.Cleanup(cancel)
 	return c
 }
+
+func TestXSIAMGzipLevel(t *testing.T) {
+	base := []string{"Destinations__x__Type=xsiam", "Destinations__x__Url=https://api-acme.xdr.eu.paloaltonetworks.com/logs/v1/event", "Destinations__x__ApiKey=k-123456"}
+	if _, err := Build(load(t, append(base, "Destinations__x__GzipLevel=BestCompression")...), nil); err != nil {
+		t.Fatalf("GzipLevel=BestCompression refused: %v", err)
+	}
+	_, err := Build(load(t, append(base, "Destinations__x__GzipLevel=11")...), nil)
+	if err == nil || !strings.Contains(err.Error(), "GzipLevel") {
+		t.Fatalf("GzipLevel=11: %v", err)
+	}
+}
