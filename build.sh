@@ -142,8 +142,14 @@ case "${1:-build}" in
     build
     log "Go benchmarks, one core"
     GOMAXPROCS=1 go test -run '^$' -bench . -benchmem ./internal/pipeline ./internal/alert ./internal/hostproto ./internal/format/... ./internal/dev/cmd/bench
-    log "benchmark tool: the real handler, three destinations"
+    log "benchmark tool: the real handler, three destinations, and HEC alone"
     go run ./internal/dev/cmd/bench -handler "$APP/handler" -app "$APP" -azurite "$TOOLS/node_modules/.bin/azurite-table"
+    log "benchmark tool: the JSON layer against encoding/json, goccy/go-json and sonic, one core"
+    GOMAXPROCS=1 go run ./internal/dev/cmd/bench -json
+    log "the same built with GOEXPERIMENT=jsonv2 (encoding/json/v2)"
+    GOEXPERIMENT=jsonv2 GOMAXPROCS=1 go run ./internal/dev/cmd/bench -json
+    log "benchmark tool: gzip, compress/gzip against klauspost/compress"
+    GOMAXPROCS=1 go run ./internal/dev/cmd/bench -gzip
     ;;
   soak)
     need_apt
