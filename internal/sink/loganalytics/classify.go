@@ -2,8 +2,6 @@ package loganalytics
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,12 +9,12 @@ import (
 	"net/http"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
+	"github.com/defender-siem/forwarder/internal/secret"
 	"github.com/defender-siem/forwarder/internal/sink"
 )
 
@@ -38,28 +36,19 @@ func (c *Client) classify(err error, stream string) error {
 	case errors.Is(err, context.DeadlineExceeded):
 		return sink.Retryable(sink.ReasonTimeout, 0, fmt.Errorf("%s: timed out: %w", where, err))
 	}
-	var (
-		unknownCA x509.UnknownAuthorityError
-		hostname  x509.HostnameError
-		invalid   x509.CertificateInvalidError
-		verifyErr *tls.CertificateVerificationError
-		netErr    net.Error
-	)
-	switch {
-	case errors.As(err, &unknownCA), errors.As(err, &hostname), errors.As(err, &invalid), errors.As(err, &verifyErr):
-		return sink.Permanent(sink.ReasonUnauthorized, fmt.Errorf("%s: TLS certificate verification failed (trust the server's CA with CAFile, or fix its certificate): %s", where, oneLine(err.Error())))
-	case errors.As(err, &netErr) && netErr.Timeout():
-		return sink.Retryable(sink.ReasonTimeout, 0, fmt.Errorf("%s: timed out: %s", where, oneLine(err.Error())))
-	case errors.As(err, &netErr):
-		// The endpoint, or the identity endpoint, cannot be reached now.
-		return sink.Retryable(sink.ReasonUnreachable, 0, fmt.Errorf("%s: %s", where, oneLine(err.Error())))
-	}
-	if isUnavailable(err) {
+	var netErr net.Error
+	if isUnavailable(err) && !errors.As(err, &netErr) {
 		// No managed identity here (or none with that client id): a setting to fix, not a
 		// pause to wait out.
 		return sink.Permanent(sink.ReasonUnauthorized, fmt.Errorf("%s: no credential: %s (enable the function app's managed identity, set ClientId to a user-assigned one, or give TenantId, ClientId and ClientSecret or ClientCertificate)", where, oneLine(err.Error())))
 	}
-	return sink.Retryable(sink.ReasonUnreachable, 0, fmt.Errorf("%s: %s", where, oneLine(err.Error())))
+	// The endpoint, or the identity endpoint, did not answer: the shared reading decides (an
+	// untrusted certificate is permanent, a timeout or a refused connection retryable).
+	msg := where + ": "
+	if hint := sink.TransportHint(err); hint != "" {
+		msg += hint + ": "
+	}
+	return sink.Transport(context.Background(), &secret.Error{Msg: msg + oneLine(err.Error()), Cause: err})
 }
 
 // isUnavailable reports azidentity's "credential unavailable": errors that say they are not
@@ -159,21 +148,4 @@ func errorDetail(body []byte) string {
 }
 
 // oneLine makes text safe for one log line and short.
-func oneLine(s string) string {
-	s = strings.Join(strings.Fields(strings.ToValidUTF8(s, "\uFFFD")), " ")
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
-	const max = 300
-	if len(s) > max {
-		cut := max
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "…"
-	}
-	return s
-}
+func oneLine(s string) string { return sink.Snippet([]byte(s)) }
