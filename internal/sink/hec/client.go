@@ -37,7 +37,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -91,21 +90,7 @@ func New(cfg Config, logger *slog.Logger) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hec: TLS: %w", err)
 	}
-	dialTimeout := min(10*time.Second, cfg.RequestTimeout)
-	tr := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
-		TLSClientConfig:       tlsCfg,
-		TLSHandshakeTimeout:   dialTimeout,
-		ResponseHeaderTimeout: cfg.RequestTimeout,
-		ExpectContinueTimeout: time.Second,
-		MaxIdleConns:          16,
-		MaxIdleConnsPerHost:   16,
-		IdleConnTimeout:       90 * time.Second,
-		ForceAttemptHTTP2:     true,
-		// Bodies are up to MaxBatchBytes; the 4 KiB default costs a syscall per 4 KiB.
-		WriteBufferSize: 64 << 10,
-	}
+	tr := sink.NewTransport(tlsCfg, cfg.RequestTimeout, 16)
 	c := &Client{
 		cfg:      cfg,
 		eventURL: eventURL,

@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -64,17 +63,7 @@ func New(cfg Config, logger *slog.Logger) (*Client, error) {
 	if strings.HasPrefix(cfg.URL, "http:") && len(cfg.Headers) > 0 {
 		logger.Warn("headers, which may hold credentials, are sent over plain http")
 	}
-	tr := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSClientConfig:       tc,
-		TLSHandshakeTimeout:   10 * time.Second,
-		MaxIdleConns:          cfg.Concurrency * 2,
-		MaxIdleConnsPerHost:   cfg.Concurrency,
-		IdleConnTimeout:       90 * time.Second,
-		ResponseHeaderTimeout: cfg.RequestTimeout,
-		ForceAttemptHTTP2:     true,
-	}
+	tr := sink.NewTransport(tc, cfg.RequestTimeout, cfg.Concurrency)
 	ct := cfg.ContentType
 	if ct == "" {
 		ct = "application/json"

@@ -19,7 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -51,17 +50,7 @@ func HTTPClient(cfg Config) (*http.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loganalytics: TLS: %w", err)
 	}
-	return &http.Client{Transport: &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSClientConfig:       tc,
-		TLSHandshakeTimeout:   10 * time.Second,
-		MaxIdleConns:          cfg.Concurrency * 2,
-		MaxIdleConnsPerHost:   cfg.Concurrency,
-		IdleConnTimeout:       90 * time.Second,
-		ResponseHeaderTimeout: cfg.RequestTimeout,
-		ForceAttemptHTTP2:     true,
-	}}, nil
+	return &http.Client{Transport: sink.NewTransport(tc, cfg.RequestTimeout, cfg.Concurrency)}, nil
 }
 
 // New checks cfg and builds the client. hc may be nil (HTTPClient(cfg) is used); logger

@@ -26,7 +26,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -77,17 +76,7 @@ func New(cfg Config, logger *slog.Logger) (*Client, error) {
 	if strings.HasPrefix(base, "http:") {
 		logger.Warn("credentials are sent over plain http")
 	}
-	tr := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSClientConfig:       tc,
-		TLSHandshakeTimeout:   10 * time.Second,
-		MaxIdleConns:          cfg.Concurrency * 2,
-		MaxIdleConnsPerHost:   cfg.Concurrency * 2,
-		IdleConnTimeout:       90 * time.Second,
-		ResponseHeaderTimeout: cfg.RequestTimeout,
-		ForceAttemptHTTP2:     true,
-	}
+	tr := sink.NewTransport(tc, cfg.RequestTimeout, 2*cfg.Concurrency)
 	c := &Client{
 		cfg:   cfg,
 		base:  base,
