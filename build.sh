@@ -25,7 +25,8 @@ build() {
   log "building handler (linux/amd64, static)"
   rm -rf "$APP"
   mkdir -p "$APP"
-  CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath -ldflags "-s -w" -o "$APP/handler" ./handler
+  # -buildvcs=auto stamps the git revision that `handler version` prints, even where GOFLAGS turns it off.
+  CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath -buildvcs=auto -ldflags "-s -w" -o "$APP/handler" ./handler
   cp host.json "$APP/"
   for fn in functions/*/; do
     name=$(basename "$fn")
