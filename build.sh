@@ -25,8 +25,11 @@ build() {
   log "building handler (linux/amd64, static)"
   rm -rf "$APP"
   mkdir -p "$APP"
-  # -buildvcs=auto stamps the git revision that `handler version` prints, even where GOFLAGS turns it off.
-  CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath -buildvcs=auto -ldflags "-s -w" -o "$APP/handler" ./handler
+  # Stamp the git revision that `handler version` prints, even where GOFLAGS turns stamping off,
+  # but only where git can read the checkout (a copy without .git still builds).
+  local vcs=false
+  if git -C "$ROOT" status --porcelain >/dev/null 2>&1; then vcs=auto; fi
+  CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath -buildvcs=$vcs -ldflags "-s -w" -o "$APP/handler" ./handler
   cp host.json "$APP/"
   for fn in functions/*/; do
     name=$(basename "$fn")
