@@ -499,22 +499,31 @@ func (s *Server) table(w http.ResponseWriter, r *http.Request, body []byte) {
 		fail(w, http.StatusForbidden, "Operation Failed", "ACL Exception Insert Failed due to security constraints")
 		return
 	}
-	var hold *gate
 	if r.Method == http.MethodGet && sysID == "" && q.Get("sysparm_query") != "" && s.hold != nil {
-		hold = s.hold
+		// The query runs now, as it arrives, and only its answer waits for the others: every
+		// held lookup sees the table as it was before any of them was answered, which is the
+		// race two instances can have, whatever order the scheduler wakes them in.
+		hold := s.hold
 		hold.arrived++
 		if hold.arrived >= hold.want {
 			close(hold.open)
 			s.hold = nil
 		}
-	}
-	s.mu.Unlock()
-	if hold != nil {
+		answer := httptest.NewRecorder()
+		s.query(answer, tableName, tbl, q, v2)
+		s.mu.Unlock()
 		select {
 		case <-hold.open:
 		case <-time.After(hold.bound):
 		}
+		for k, v := range answer.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(answer.Code)
+		_, _ = w.Write(answer.Body.Bytes())
+		return
 	}
+	s.mu.Unlock()
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
