@@ -95,6 +95,11 @@ check_layout() {
   fi
 }
 
+# fuzz_once runs one fuzz target for FUZZTIME, its output in .tools/fuzz.log.
+fuzz_once() {
+  go test -run '^$' -fuzz "^${2}\$" -fuzztime "$FUZZTIME" "$1" >"$TOOLS/fuzz.log" 2>&1
+}
+
 run_tests() {
   need_apt
   need_azurite
@@ -119,7 +124,17 @@ run_tests() {
   while read -r pkg; do
     for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
       log "  $pkg $target"
-      if ! go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg" >"$TOOLS/fuzz.log" 2>&1; then
+      if ! fuzz_once "$pkg" "$target"; then
+        # The Go fuzzer sometimes reports its own end-of-time deadline as a failure ("context
+        # deadline exceeded", no failing input written) on a loaded machine: run that target
+        # once more. A real failure writes its input under testdata/fuzz and fails both times.
+        if grep -q 'context deadline exceeded' "$TOOLS/fuzz.log" && ! grep -q 'Failing input written to' "$TOOLS/fuzz.log"; then
+          log "  $target: the fuzzer's own deadline, not a failing input; running it again"
+          if fuzz_once "$pkg" "$target"; then
+            fuzzed=$((fuzzed + 1))
+            continue
+          fi
+        fi
         cat "$TOOLS/fuzz.log" >&2
         exit 1
       fi
