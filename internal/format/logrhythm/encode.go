@@ -85,7 +85,8 @@ func appendJSONString(dst []byte, s string) []byte {
 }
 
 // originalMessage returns raw as compact JSON text with every `|` written as the JSON escape
-// \u007c, so the text carries no pipe yet still decodes to exactly what Defender wrote.
+// \u007c (and DEL as \u007f), so the text carries no pipe or control byte yet still decodes to
+// exactly what Defender wrote.
 // Invalid UTF-8 becomes \ufffd. Text that is not JSON is scrubbed like any other value.
 func originalMessage(raw []byte, max int) string {
 	if !validJSON(raw) {
@@ -122,9 +123,14 @@ func originalMessage(raw []byte, max int) string {
 			i++ // insignificant whitespace: compact
 			continue
 		}
-		if c == '|' {
+		switch c {
+		case '|':
 			out = append(out, `\u007c`...)
-		} else {
+		case 0x7f:
+			// JSON lets DEL stand raw inside a string; the collector's next hop must not see
+			// a control byte, so it travels escaped like the pipe.
+			out = append(out, `\u007f`...)
+		default:
 			out = append(out, c)
 		}
 		i++
