@@ -14,6 +14,15 @@ import (
 	"github.com/defender-siem/forwarder/internal/alert"
 )
 
+func readFile(t testing.TB, path string) []byte {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
 func mustTime(t testing.TB, s string) time.Time {
 	t.Helper()
 	if s == "" {
@@ -26,13 +35,15 @@ func mustTime(t testing.TB, s string) time.Time {
 	return tm
 }
 
-// ExportAlert builds a record from a flat, PascalCase continuous-export alert.
+// ExportAlert builds a record from the flat, PascalCase continuous-export alert in the file path.
 func ExportAlert(t testing.TB, path string) *alert.Record {
 	t.Helper()
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	return ExportAlertJSON(t, readFile(t, path))
+}
+
+// ExportAlertJSON builds a record from a flat, PascalCase continuous-export alert.
+func ExportAlertJSON(t testing.TB, raw []byte) *alert.Record {
+	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(raw, &m); err != nil {
 		t.Fatal(err)
@@ -99,13 +110,15 @@ func ExportAlert(t testing.TB, path string) *alert.Record {
 	}
 }
 
-// ExportRecommendation builds a record from a continuous-export assessment.
+// ExportRecommendation builds a record from the continuous-export assessment in the file path.
 func ExportRecommendation(t testing.TB, path string) *alert.Record {
 	t.Helper()
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	return ExportRecommendationJSON(t, readFile(t, path))
+}
+
+// ExportRecommendationJSON builds a record from a continuous-export assessment.
+func ExportRecommendationJSON(t testing.TB, raw []byte) *alert.Record {
+	t.Helper()
 	var m struct {
 		ID         string `json:"id"`
 		Properties struct {
