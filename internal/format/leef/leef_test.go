@@ -104,9 +104,9 @@ func TestGolden(t *testing.T) {
 		rec   *alert.Record
 		delim string
 	}{
-		{"alert_elastic", alerttest.ExportAlert(t, "testdata/alert_elastic.json"), ""},
-		{"alert_elastic_caret", alerttest.ExportAlert(t, "testdata/alert_elastic.json"), "^"},
-		{"recommendation_elastic", alerttest.ExportRecommendation(t, "testdata/recommendation_elastic.json"), ""},
+		{"alert_elastic", alerttest.ExportAlertJSON(t, alerttest.ReadSample(t, "elastic_eventhub_alert.json")), ""},
+		{"alert_elastic_caret", alerttest.ExportAlertJSON(t, alerttest.ReadSample(t, "elastic_eventhub_alert.json")), "^"},
+		{"recommendation_elastic", alerttest.ExportRecommendationJSON(t, alerttest.ReadSample(t, "elastic_eventhub_assessment.json")), ""},
 		{"alert_hostile", alerttest.HostileAlert(), "x09"},
 		{"alert_hostile_caret", alerttest.HostileAlert(), "^"},
 	}
@@ -317,7 +317,7 @@ func FuzzFormat(f *testing.F) {
 }
 
 func BenchmarkFormat(b *testing.B) {
-	rec := alerttest.ExportAlert(b, "testdata/alert_elastic.json")
+	rec := alerttest.ExportAlertJSON(b, alerttest.ReadSample(b, "elastic_eventhub_alert.json"))
 	f := newFormatter(b, nil)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(rec.Raw)))
