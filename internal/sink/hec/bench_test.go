@@ -6,9 +6,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"testing"
+
+	"github.com/defender-siem/forwarder/internal/dev/samples"
 )
 
 // BenchmarkSend sends 100 events per Send to a loopback server that reads and discards the
@@ -20,10 +20,7 @@ func BenchmarkSend(b *testing.B) {
 		fmt.Fprint(w, `{"text":"Success","code":0}`)
 	}))
 	defer srv.Close()
-	raw, err := os.ReadFile(filepath.Join("testdata", "elastic_eventhub_alert.json"))
-	if err != nil {
-		b.Fatal(err)
-	}
+	raw := samples.Read(b, "elastic_eventhub_alert.json")
 	p := make([][]byte, 100)
 	for i := range p {
 		ev := bytes.ReplaceAll(raw, []byte("cdcf9f94-ec53-47a6-ab87"), []byte(fmt.Sprintf("%08x-%04x-%04x-%04x", i*7919, i, i*31, i*131)))
