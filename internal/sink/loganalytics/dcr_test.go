@@ -3,12 +3,12 @@ package loganalytics
 import (
 	"encoding/json"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/defender-siem/forwarder/internal/alert"
 	"github.com/defender-siem/forwarder/internal/dev/lasim"
+	"github.com/defender-siem/forwarder/internal/dev/samples"
 	laformat "github.com/defender-siem/forwarder/internal/format/loganalytics"
 )
 
@@ -112,11 +112,7 @@ func TestRowsThroughDeclaredStream(t *testing.T) {
 	var payloads [][]byte
 	var want []map[string]json.RawMessage
 	for _, name := range []string{"elastic_eventhub_alert.json", "elastic_eventhub_assessment.json"} {
-		raw, err := os.ReadFile(filepath.Join("testdata", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		rec, err := alert.Parse(raw, 0)
+		rec, err := alert.Parse(samples.Read(t, name), 0)
 		if err != nil {
 			t.Fatal(err)
 		}
