@@ -16,6 +16,7 @@ import (
 	"github.com/defender-siem/forwarder/internal/alert"
 	"github.com/defender-siem/forwarder/internal/deadletter"
 	"github.com/defender-siem/forwarder/internal/dev/lasim"
+	"github.com/defender-siem/forwarder/internal/dev/samples"
 	"github.com/defender-siem/forwarder/internal/hostproto"
 	"github.com/defender-siem/forwarder/internal/pipeline"
 	"github.com/defender-siem/forwarder/internal/sink"
@@ -84,9 +85,8 @@ func TestLogAnalyticsSettings(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		file, stream string
-	}{{"la_alert.json", "Custom-DefenderForCloud"}, {"la_assessment.json", "Custom-DefenderRecommendations"}} {
-		raw, _ := os.ReadFile(filepath.Join("testdata", tc.file))
-		rec, err := alert.Parse(raw, 0)
+	}{{"elastic_eventhub_alert.json", "Custom-DefenderForCloud"}, {"elastic_eventhub_assessment.json", "Custom-DefenderRecommendations"}} {
+		rec, err := alert.Parse(samples.Read(t, tc.file), 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -167,8 +167,8 @@ func TestLogAnalyticsThroughPipeline(t *testing.T) {
 	sim, ca := startLA(t, lasim.Options{})
 	sim.Grant(laApp)
 	_, d := buildOnly(t, laSettings(sim, ca)...)
-	alertRaw, _ := os.ReadFile(filepath.Join("testdata", "la_alert.json"))
-	assess, _ := os.ReadFile(filepath.Join("testdata", "la_assessment.json"))
+	alertRaw := samples.Read(t, "elastic_eventhub_alert.json")
+	assess := samples.Read(t, "elastic_eventhub_assessment.json")
 	huge := []byte(`{"SystemAlertId":"huge","AlertType":"X","Description":"` + strings.Repeat("z", 1_100_000) + `"}`)
 
 	store := &memLetters{}

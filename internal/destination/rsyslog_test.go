@@ -4,13 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/defender-siem/forwarder/internal/alert"
 	"github.com/defender-siem/forwarder/internal/config"
+	"github.com/defender-siem/forwarder/internal/dev/samples"
 	"github.com/defender-siem/forwarder/internal/dev/testenv"
 	"github.com/defender-siem/forwarder/internal/format/leef"
 	"github.com/defender-siem/forwarder/internal/format/logrhythm"
@@ -24,10 +24,7 @@ const hostileDescription = "cmd.exe /c \"evil\"\tsev=1|reason=forged\r\n<13>Nov 
 // records returns the sample alert and a hostile copy of it.
 func records(t *testing.T) []alert.Record {
 	t.Helper()
-	raw, err := os.ReadFile("testdata/alert.json")
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := samples.Read(t, "elastic_eventhub_alert.json")
 	var m map[string]any
 	if err := json.Unmarshal(raw, &m); err != nil {
 		t.Fatal(err)
