@@ -3,7 +3,6 @@ package pipeline
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/defender-siem/forwarder/internal/alert"
 	"github.com/defender-siem/forwarder/internal/deadletter"
 	"github.com/defender-siem/forwarder/internal/dev/hostsim"
+	"github.com/defender-siem/forwarder/internal/dev/samples"
 	"github.com/defender-siem/forwarder/internal/dev/testenv"
 	hecformat "github.com/defender-siem/forwarder/internal/format/hec"
 	"github.com/defender-siem/forwarder/internal/hostproto"
@@ -18,10 +18,7 @@ import (
 
 // benchBatch is a 100-event host envelope of the sample alert (8.7 KB), each with its own id.
 func benchBatch(b *testing.B) []byte {
-	raw, err := os.ReadFile("testdata/alert.json")
-	if err != nil {
-		b.Fatal(err)
-	}
+	raw := samples.Read(b, "elastic_eventhub_alert.json")
 	bodies := make([][]byte, 100)
 	for i := range bodies {
 		bodies[i] = []byte(strings.Replace(string(raw), "2517184898549829577_", fmt.Sprintf("%019d_", i), 1))
