@@ -94,23 +94,14 @@ func ParseRetryAfter(v string, now time.Time) time.Duration {
 // permanent. A context that ended, or a network timeout, is a timeout; anything else,
 // unreachable.
 func Transport(ctx context.Context, err error) error {
-	var (
-		unknownCA x509.UnknownAuthorityError
-		hostname  x509.HostnameError
-		invalid   x509.CertificateInvalidError
-		verify    *tls.CertificateVerificationError
-		alert     tls.AlertError
-		record    tls.RecordHeaderError
-		netErr    net.Error
-	)
-	switch {
-	case errors.As(err, &unknownCA), errors.As(err, &hostname), errors.As(err, &invalid), errors.As(err, &verify):
+	switch f, _ := tlsFailureOf(err); f {
+	case untrustedCert, tlsRefused:
 		return Permanent(ReasonUnauthorized, err)
-	case errors.As(err, &alert):
-		return Permanent(ReasonUnauthorized, err)
-	// net/http reports a plain-HTTP answer to a TLS hello as text, not as a typed error.
-	case errors.As(err, &record), strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+	case notTLS:
 		return Permanent(ReasonUnreachable, err)
+	}
+	var netErr net.Error
+	switch {
 	case ctx.Err() != nil, errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return Retryable(ReasonTimeout, 0, err)
 	case errors.As(err, &netErr) && netErr.Timeout():
@@ -121,6 +112,32 @@ func Transport(ctx context.Context, err error) error {
 
 // TransportHint is the advice an operator needs for what Transport classified, or "".
 func TransportHint(err error) string {
+	switch f, alert := tlsFailureOf(err); {
+	case f == untrustedCert:
+		return "the receiver's TLS certificate is not trusted: set CAFile to the CA that signed it, or ServerName to a name in the certificate"
+	case f == tlsRefused && isCertAlert(alert):
+		return "the receiver refused the TLS client certificate"
+	case f == tlsRefused:
+		return "the receiver refused the TLS handshake"
+	case f == notTLS:
+		return "the receiver does not speak TLS (is the address meant to be plain?)"
+	}
+	return ""
+}
+
+// tlsFailure is the kind of TLS failure an error stands for, as Transport and TransportHint
+// read it.
+type tlsFailure int
+
+const (
+	noTLSFailure  tlsFailure = iota
+	untrustedCert            // the client does not trust the receiver's certificate
+	tlsRefused               // the receiver answered the handshake with an alert
+	notTLS                   // the receiver does not speak TLS
+)
+
+// tlsFailureOf returns the TLS failure err stands for and, for tlsRefused, the alert.
+func tlsFailureOf(err error) (tlsFailure, tls.AlertError) {
 	var (
 		unknownCA x509.UnknownAuthorityError
 		hostname  x509.HostnameError
@@ -131,15 +148,14 @@ func TransportHint(err error) string {
 	)
 	switch {
 	case errors.As(err, &unknownCA), errors.As(err, &hostname), errors.As(err, &invalid), errors.As(err, &verify):
-		return "the receiver's TLS certificate is not trusted: set CAFile to the CA that signed it, or ServerName to a name in the certificate"
-	case errors.As(err, &alert) && isCertAlert(alert):
-		return "the receiver refused the TLS client certificate"
+		return untrustedCert, 0
 	case errors.As(err, &alert):
-		return "the receiver refused the TLS handshake"
+		return tlsRefused, alert
+	// net/http reports a plain-HTTP answer to a TLS hello as text, not as a typed error.
 	case errors.As(err, &record), strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
-		return "the receiver does not speak TLS (is the address meant to be plain?)"
+		return notTLS, 0
 	}
-	return ""
+	return noTLSFailure, 0
 }
 
 // isCertAlert reports TLS alerts about the client's certificate (RFC 8446 §6.2).
