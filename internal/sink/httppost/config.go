@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/defender-siem/forwarder/internal/sink"
 	"github.com/defender-siem/forwarder/internal/sink/tlsconf"
 )
 
@@ -57,18 +58,8 @@ type Config struct {
 	ContentType string
 }
 
-// DefaultGzipLevel is the fastest level: measured on Defender alerts in 100-event batches it
-// spends the least CPU per byte saved (about 2 ns against 2.9 ns at level 6, for half the
-// ratio: 9.5× against 19×).
-const DefaultGzipLevel = 1
-
-// gzipLevel is the level in effect.
-func (c Config) gzipLevel() int {
-	if c.GzipLevel == 0 {
-		return DefaultGzipLevel
-	}
-	return c.GzipLevel
-}
+// DefaultGzipLevel is the fastest level (see sink.DefaultGzipLevel).
+const DefaultGzipLevel = sink.DefaultGzipLevel
 
 // DefaultConfig returns the defaults; URL is left for the caller.
 func DefaultConfig() Config {

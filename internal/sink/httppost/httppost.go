@@ -18,10 +18,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
-
-	"github.com/klauspost/compress/gzip"
 
 	"github.com/defender-siem/forwarder/internal/secret"
 	"github.com/defender-siem/forwarder/internal/sink"
@@ -36,9 +33,7 @@ type Client struct {
 	scrub       *secret.Scrubber
 	log         *slog.Logger
 	now         func() time.Time // for Retry-After dates
-	// gzip holds *gzip.Writer at the configured level: a writer costs hundreds of KB to set
-	// up, so requests reuse them.
-	gzip sync.Pool
+	gzip        *sink.GzipPool
 }
 
 var _ sink.Sink = (*Client)(nil)
@@ -63,7 +58,6 @@ func New(cfg Config, logger *slog.Logger) (*Client, error) {
 	if strings.HasPrefix(cfg.URL, "http:") && len(cfg.Headers) > 0 {
 		logger.Warn("headers, which may hold credentials, are sent over plain http")
 	}
-	tr := sink.NewTransport(tc, cfg.RequestTimeout, cfg.Concurrency)
 	ct := cfg.ContentType
 	if ct == "" {
 		ct = "application/json"
@@ -71,27 +65,16 @@ func New(cfg Config, logger *slog.Logger) (*Client, error) {
 			ct = "application/x-ndjson"
 		}
 	}
-	c := &Client{
+	return &Client{
 		cfg:         cfg,
 		contentType: ct,
 		shownURL:    shown,
 		scrub:       scrub,
 		log:         logger,
 		now:         time.Now,
-		hc: &http.Client{
-			Transport: tr,
-			Timeout:   cfg.RequestTimeout,
-			// A POST that follows a redirect turns into a GET and the payload is lost;
-			// report the redirect instead.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
-	}
-	c.gzip.New = func() any {
-		// Validate has checked the level, so there is no error to report.
-		w, _ := gzip.NewWriterLevel(nil, cfg.gzipLevel())
-		return w
-	}
-	return c, nil
+		hc:          sink.NewHTTPClient(tc, cfg.RequestTimeout, cfg.Concurrency),
+		gzip:        sink.NewGzipPool(cfg.GzipLevel),
+	}, nil
 }
 
 // Close releases idle connections.
@@ -110,24 +93,15 @@ type request struct {
 // for each the intake accepted (2xx).
 func (c *Client) Send(ctx context.Context, payloads [][]byte) []error {
 	errs := make([]error, len(payloads))
-	reqs := c.plan(payloads, errs)
-	sem := make(chan struct{}, c.cfg.Concurrency)
-	var wg sync.WaitGroup
-	for _, r := range reqs {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			for _, i := range r.idx {
-				errs[i] = c.classifyErr(ctx, ctx.Err())
-			}
-			continue
-		}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			c.deliver(ctx, payloads, r.idx, errs)
+	sink.SendParallel(ctx, c.cfg.Concurrency, c.plan(payloads, errs), func(r request) {
+		sink.SendHalving(r.idx, errs, func(lo, hi int) error {
+			return c.post(ctx, c.body(payloads, r.idx[lo:hi]), hi-lo)
 		})
-	}
-	wg.Wait()
+	}, func(r request) {
+		for _, i := range r.idx {
+			errs[i] = c.classifyErr(ctx, ctx.Err())
+		}
+	})
 	return errs
 }
 
@@ -173,33 +147,21 @@ func (c *Client) plan(payloads [][]byte, errs []error) []request {
 	return reqs
 }
 
-// deliver posts the payloads at idx. When the intake answers 413 to a batch it halves the
-// batch and tries the halves, so that one oversized request does not cost every payload in
-// it; each payload still travels once per successful request.
-func (c *Client) deliver(ctx context.Context, payloads [][]byte, idx []int, errs []error) {
-	var body []byte
+// body is the request body of the payloads at idx: the payload itself without batching, else
+// each followed by "\n".
+func (c *Client) body(payloads [][]byte, idx []int) []byte {
 	if c.cfg.Batch == BatchNone {
-		body = payloads[idx[0]]
-	} else {
-		size := 0
-		for _, i := range idx {
-			size += len(payloads[i]) + 1
-		}
-		body = make([]byte, 0, size)
-		for _, i := range idx {
-			body = append(append(body, payloads[i]...), '\n')
-		}
+		return payloads[idx[0]]
 	}
-	err := c.post(ctx, body, len(idx))
-	if len(idx) > 1 && sink.ReasonOf(err) == sink.ReasonTooLarge {
-		half := len(idx) / 2
-		c.deliver(ctx, payloads, idx[:half], errs)
-		c.deliver(ctx, payloads, idx[half:], errs)
-		return
-	}
+	size := 0
 	for _, i := range idx {
-		errs[i] = err
+		size += len(payloads[i]) + 1
 	}
+	body := make([]byte, 0, size)
+	for _, i := range idx {
+		body = append(append(body, payloads[i]...), '\n')
+	}
+	return body
 }
 
 // maxSnippet and maxDrain bound what is read from a response: enough for an error message, and enough
@@ -212,9 +174,8 @@ const (
 func (c *Client) post(ctx context.Context, body []byte, n int) error {
 	if c.cfg.Gzip {
 		buf := bytes.NewBuffer(make([]byte, 0, len(body)/4+64))
-		zw := c.gzip.Get().(*gzip.Writer)
+		zw := c.gzip.Get(buf)
 		defer c.gzip.Put(zw)
-		zw.Reset(buf)
 		if _, err := zw.Write(body); err != nil {
 			return sink.Permanent(sink.ReasonRejected, fmt.Errorf("httppost: gzip: %w", err))
 		}
