@@ -22,7 +22,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -116,24 +115,16 @@ type request struct {
 // for each row the service accepted (204).
 func (c *Client) Send(ctx context.Context, payloads [][]byte) []error {
 	errs := make([]error, len(payloads))
-	reqs := c.plan(payloads, errs)
-	sem := make(chan struct{}, c.cfg.Concurrency)
-	var wg sync.WaitGroup
-	for _, r := range reqs {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			for _, i := range r.idx {
-				errs[i] = sink.Retryable(sink.ReasonTimeout, 0, fmt.Errorf("loganalytics: not sent: %w", ctx.Err()))
-			}
-			continue
-		}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			c.deliver(ctx, r, errs)
+	sink.SendParallel(ctx, c.cfg.Concurrency, c.plan(payloads, errs), func(r request) {
+		// A 413 halves the request, so that one oversized request does not cost every row in it.
+		sink.SendHalving(r.idx, errs, func(lo, hi int) error {
+			return c.upload(ctx, request{stream: r.stream, idx: r.idx[lo:hi], rows: r.rows[lo:hi]})
 		})
-	}
-	wg.Wait()
+	}, func(r request) {
+		for _, i := range r.idx {
+			errs[i] = sink.Retryable(sink.ReasonTimeout, 0, fmt.Errorf("loganalytics: not sent: %w", ctx.Err()))
+		}
+	})
 	return errs
 }
 
@@ -173,23 +164,6 @@ func (c *Client) plan(payloads [][]byte, errs []error) []request {
 		r.size += len(row) + 1 // the row and its comma, or the closing bracket
 	}
 	return reqs
-}
-
-// deliver uploads one request. A 413 halves it, so that one oversized request does not cost
-// every row in it.
-func (c *Client) deliver(ctx context.Context, r request, errs []error) {
-	err := c.upload(ctx, r)
-	if len(r.idx) > 1 && sink.ReasonOf(err) == sink.ReasonTooLarge {
-		half := len(r.idx) / 2
-		a := request{stream: r.stream, idx: r.idx[:half], rows: r.rows[:half]}
-		b := request{stream: r.stream, idx: r.idx[half:], rows: r.rows[half:]}
-		c.deliver(ctx, a, errs)
-		c.deliver(ctx, b, errs)
-		return
-	}
-	for _, i := range r.idx {
-		errs[i] = err
-	}
 }
 
 func (c *Client) upload(ctx context.Context, r request) error {
