@@ -40,12 +40,10 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/klauspost/compress/gzip"
 
 	"github.com/defender-siem/forwarder/internal/secret"
 	"github.com/defender-siem/forwarder/internal/sink"
@@ -69,7 +67,7 @@ type Client struct {
 	hc       *http.Client
 	log      *slog.Logger
 	now      func() time.Time
-	gzip     sync.Pool // *gzip.Writer at the configured level
+	gzip     *sink.GzipPool
 	// warnedNoAck makes the "UseAck is set but the token does not acknowledge" warning appear once.
 	warnedNoAck atomic.Bool
 }
@@ -90,7 +88,6 @@ func New(cfg Config, logger *slog.Logger) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hec: TLS: %w", err)
 	}
-	tr := sink.NewTransport(tlsCfg, cfg.RequestTimeout, 16)
 	c := &Client{
 		cfg:      cfg,
 		eventURL: eventURL,
@@ -98,22 +95,12 @@ func New(cfg Config, logger *slog.Logger) (*Client, error) {
 		host:     u.Host,
 		channel:  uuid.NewString(),
 		auth:     "Splunk " + cfg.Token,
-		hc: &http.Client{
-			Transport: tr,
-			Timeout:   cfg.RequestTimeout,
-			CheckRedirect: func(*http.Request, []*http.Request) error {
-				return http.ErrUseLastResponse
-			},
-		},
-		log: logger.With("sink", "hec", "host", u.Host),
-		now: time.Now,
+		hc:       sink.NewHTTPClient(tlsCfg, cfg.RequestTimeout, 16),
+		log:      logger.With("sink", "hec", "host", u.Host),
+		now:      time.Now,
+		gzip:     sink.NewGzipPool(cfg.GzipLevel),
 	}
 	c.ackURL += c.channel
-	c.gzip.New = func() any {
-		// Validate has checked the level, so there is no error to report.
-		w, _ := gzip.NewWriterLevel(nil, cfg.gzipLevel())
-		return w
-	}
 	if u.Scheme == "http" {
 		c.log.Warn("HEC URL is plain http: the token and events travel unencrypted")
 	}
@@ -310,9 +297,8 @@ func (c *Client) body(payloads [][]byte, idx []int) ([]byte, error) {
 		return b, nil
 	}
 	buf := bytes.NewBuffer(make([]byte, 0, size/4+64))
-	zw := c.gzip.Get().(*gzip.Writer)
+	zw := c.gzip.Get(buf)
 	defer c.gzip.Put(zw)
-	zw.Reset(buf)
 	for _, i := range idx {
 		if _, err := zw.Write(payloads[i]); err != nil {
 			return nil, err

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/defender-siem/forwarder/internal/secret"
+	"github.com/defender-siem/forwarder/internal/sink"
 	"github.com/defender-siem/forwarder/internal/sink/tlsconf"
 )
 
@@ -21,10 +22,8 @@ const (
 	DefaultAckTimeout      = 30 * time.Second
 	DefaultAckPollInterval = time.Second
 	DefaultUserAgent       = "defender-siem-forwarder"
-	// DefaultGzipLevel is the fastest level: measured on Defender alerts in 100-event HEC
-	// bodies, it spends the least CPU per byte saved (about 2 ns against 2.9 ns at level 6,
-	// for a 9.5× against a 19× ratio).
-	DefaultGzipLevel = 1
+	// DefaultGzipLevel is the fastest level (see sink.DefaultGzipLevel).
+	DefaultGzipLevel = sink.DefaultGzipLevel
 )
 
 // Config holds a HEC destination's settings.
@@ -64,14 +63,6 @@ type Config struct {
 	AckPollInterval time.Duration
 	// UserAgent is sent with every request. Default "defender-siem-forwarder".
 	UserAgent string
-}
-
-// gzipLevel is the level in effect.
-func (c Config) gzipLevel() int {
-	if c.GzipLevel == 0 {
-		return DefaultGzipLevel
-	}
-	return c.GzipLevel
 }
 
 // DefaultConfig returns the defaults; URL and Token must still be set.
