@@ -76,7 +76,6 @@ func New(cfg Config, logger *slog.Logger) (*Client, error) {
 	if strings.HasPrefix(base, "http:") {
 		logger.Warn("credentials are sent over plain http")
 	}
-	tr := sink.NewTransport(tc, cfg.RequestTimeout, 2*cfg.Concurrency)
 	c := &Client{
 		cfg:   cfg,
 		base:  base,
@@ -84,12 +83,8 @@ func New(cfg Config, logger *slog.Logger) (*Client, error) {
 		log:   logger,
 		now:   time.Now,
 		names: map[string]string{},
-		hc: &http.Client{
-			Transport: tr,
-			Timeout:   cfg.RequestTimeout,
-			// An instance that redirects is asking for a login page: report it.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		// An instance that redirects is asking for a login page: the redirect is reported.
+		hc: sink.NewHTTPClient(tc, cfg.RequestTimeout, 2*cfg.Concurrency),
 	}
 	for _, s := range []string{cfg.Password, cfg.ClientSecret} {
 		if s != "" {
