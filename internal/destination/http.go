@@ -48,9 +48,8 @@ func finishHTTPPost(r *reader, d *pipeline.Destination, f format.Formatter, c ht
 	d.Sink = client
 }
 
-// buildHTTP is Type=http: newline-delimited JSON batches for Sumo Logic HTTP sources, the
-// Logz.io bulk listener or any HTTPS log intake.
-func buildHTTP(r *reader, d *pipeline.Destination, log *slog.Logger) {
+// readNDJSON reads the NDJSON formatter's settings, Wrap and WrapFields.
+func readNDJSON(r *reader) ndjson.Config {
 	fc := ndjson.DefaultConfig()
 	fc.Wrap = r.boolean("Wrap", fc.Wrap)
 	if fields := r.list("WrapFields"); fields != nil {
@@ -60,6 +59,13 @@ func buildHTTP(r *reader, d *pipeline.Destination, log *slog.Logger) {
 		}
 	}
 	r.check(fc.Validate())
+	return fc
+}
+
+// buildHTTP is Type=http: newline-delimited JSON batches for Sumo Logic HTTP sources, the
+// Logz.io bulk listener or any HTTPS log intake.
+func buildHTTP(r *reader, d *pipeline.Destination, log *slog.Logger) {
+	fc := readNDJSON(r)
 	c := readHTTPPost(r, httppost.BatchNDJSON)
 	f, err := ndjson.New(fc)
 	if err != nil {

@@ -29,16 +29,7 @@ const (
 // (Log Format JSON), POST https://api-<tenant>/logs/v1/event with the collector's key as the
 // Authorization header.
 func buildXSIAM(r *reader, d *pipeline.Destination, log *slog.Logger) {
-	fc := ndjson.DefaultConfig()
-	fc.Wrap = r.boolean("Wrap", fc.Wrap)
-	if fields := r.list("WrapFields"); fields != nil {
-		fc.Fields = nil
-		for _, f := range fields {
-			fc.Fields = append(fc.Fields, ndjson.Field(strings.ToLower(f)))
-		}
-	}
-	r.check(fc.Validate())
-
+	fc := readNDJSON(r)
 	c := httppost.DefaultConfig()
 	c.Batch = httppost.BatchNDJSON
 	c.ContentType = "application/json"
