@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/defender-siem/forwarder/internal/secret"
 )
 
 // Setting names. The storage account is found under a connection prefix, the way the Functions
@@ -111,7 +113,7 @@ func DefaultConfig() Config {
 // String describes the configuration with secrets redacted, safe to log.
 func (c Config) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "deadletter{connection=%s url=%s auth=%s", c.ConnectionName, redactURL(c.ServiceURL), c.Auth)
+	fmt.Fprintf(&b, "deadletter{connection=%s url=%s auth=%s", c.ConnectionName, shownURL(c.ServiceURL), c.Auth)
 	if c.AccountName != "" {
 		fmt.Fprintf(&b, " account=%s", c.AccountName)
 	}
@@ -167,10 +169,10 @@ func (c Config) validateAccount() error {
 	if c.ServiceURL == "" {
 		errs = append(errs, fmt.Errorf("%s: no table endpoint: set %s to a connection string or %s__accountName / %s__tableServiceUri", name, name, name, name))
 	} else if u, err := url.Parse(c.ServiceURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("%s: table endpoint %q is not an http(s) URL", name, redactURL(c.ServiceURL)))
+		errs = append(errs, fmt.Errorf("%s: table endpoint %q is not an http(s) URL", name, shownURL(c.ServiceURL)))
 	} else if u.Scheme == "http" && (c.Auth == AuthManagedIdentity || c.Auth == AuthDefault) {
 		// Tokens must not travel in clear text; azcore refuses it too, later and less clearly.
-		errs = append(errs, fmt.Errorf("%s: identity-based connections need an https endpoint, got %q", name, redactURL(c.ServiceURL)))
+		errs = append(errs, fmt.Errorf("%s: identity-based connections need an https endpoint, got %q", name, shownURL(c.ServiceURL)))
 	}
 	switch c.Auth {
 	case AuthSharedKey:
@@ -343,15 +345,9 @@ func (c *Config) applyConnectionString(cs string) error {
 	return nil
 }
 
-// redactURL drops a URL's query string and user info, where signatures and passwords live.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparseable URL)"
-	}
-	if u.RawQuery != "" {
-		u.RawQuery = "REDACTED"
-	}
-	u.User = nil
-	return u.String()
+// shownURL is a URL as it may be shown: secret.URL masks a SAS signature with every other
+// query value, and a password.
+func shownURL(s string) string {
+	shown, _ := secret.URL(s)
+	return shown
 }

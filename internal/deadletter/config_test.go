@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/defender-siem/forwarder/internal/secret"
 )
 
 const testKey = "c2VjcmV0LWtleS10aGF0LW11c3Qtbm90LWxlYWs=" // base64 of a recognisable secret
@@ -204,7 +206,7 @@ func TestConfigStringRedacts(t *testing.T) {
 	if strings.Contains(s, testKey) {
 		t.Fatalf("String leaks: %s", s)
 	}
-	for _, w := range []string{"account=a", "key=REDACTED", "sas=REDACTED", "table=" + DefaultTable} {
+	for _, w := range []string{"url=https://a.table.core.windows.net/?sig=" + secret.Mask + " ", "account=a", "key=REDACTED", "sas=REDACTED", "table=" + DefaultTable} {
 		if !strings.Contains(s, w) {
 			t.Errorf("String %q lacks %q", s, w)
 		}

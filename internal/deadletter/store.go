@@ -53,7 +53,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) {
 	}
 	s := &Store{client: svc.NewClient(cfg.Table), cfg: cfg, log: logger, now: time.Now}
 	if _, err := s.client.CreateTable(ctx, nil); err != nil && !hasCode(err, aztables.TableAlreadyExists) {
-		return nil, fmt.Errorf("deadletter: creating table %s at %s: %w", cfg.Table, redactURL(cfg.ServiceURL), sdkError(err))
+		return nil, fmt.Errorf("deadletter: creating table %s at %s: %w", cfg.Table, shownURL(cfg.ServiceURL), sdkError(err))
 	}
 	logger.Debug("dead-letter store ready", "config", cfg.String())
 	return s, nil
@@ -109,7 +109,7 @@ func (cfg Config) ServiceClient() (*aztables.ServiceClient, error) {
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("deadletter: client for %s: %w", redactURL(cfg.ServiceURL), sdkError(err))
+		return nil, fmt.Errorf("deadletter: client for %s: %w", shownURL(cfg.ServiceURL), sdkError(err))
 	}
 	return svc, nil
 }
@@ -128,7 +128,7 @@ func sdkError(err error) error {
 	if err == nil || !errors.As(err, &ue) || !strings.Contains(ue.URL, "?") {
 		return err
 	}
-	return &secret.Error{Msg: strings.ReplaceAll(err.Error(), ue.URL, redactURL(ue.URL)), Cause: err}
+	return &secret.Error{Msg: strings.ReplaceAll(err.Error(), ue.URL, shownURL(ue.URL)), Cause: err}
 }
 
 func hasCode(err error, code aztables.TableErrorCode) bool {
@@ -545,26 +545,11 @@ func (s *Store) Delete(ctx context.Context, destination, id string) error {
 	}
 	// The range covers the main entity and every `<id>~NNN`, including strays a rewrite with a
 	// smaller payload may have left.
-	filter := fmt.Sprintf("PartitionKey eq %s and RowKey ge %s and RowKey le %s",
-		odataString(destination), odataString(id), odataString(id+partSeparator+partSeparator))
-	sel := "PartitionKey,RowKey"
-	pager := s.client.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Select: &sel})
-	var ents []entity
-	for pager.More() {
-		page, err := pager.NextPage(ctx)
-		if err != nil {
-			return fmt.Errorf("deadletter: deleting %s/%s: %w", destination, id, sdkError(err))
-		}
-		for _, raw := range page.Entities {
-			var e stored
-			if err := json.Unmarshal(raw, &e); err != nil {
-				return fmt.Errorf("deadletter: deleting %s/%s: %w", destination, id, err)
-			}
-			rk := e.str("RowKey")
-			if rk == id || strings.HasPrefix(rk, id+partSeparator) {
-				ents = append(ents, entity{pk: destination, rk: rk})
-			}
-		}
+	ents, err := s.rowsInRange(ctx, destination, id, id, func(rk string) bool {
+		return rk == id || strings.HasPrefix(rk, id+partSeparator)
+	}, fmt.Sprintf("deleting %s/%s", destination, id))
+	if err != nil {
+		return err
 	}
 	if len(ents) == 0 {
 		return nil
@@ -679,27 +664,12 @@ func (s *Store) forgetRange(ctx context.Context, destination string, ids []strin
 		lo, hi = min(lo, id), max(hi, id)
 		want[id] = true
 	}
-	filter := fmt.Sprintf("PartitionKey eq %s and RowKey ge %s and RowKey le %s",
-		odataString(destination), odataString(lo), odataString(hi+partSeparator+partSeparator))
-	sel := "PartitionKey,RowKey"
-	pager := s.client.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Select: &sel})
-	var ents []entity
-	for pager.More() {
-		page, err := pager.NextPage(ctx)
-		if err != nil {
-			return fmt.Errorf("deadletter: finding delivered letters of %s: %w", destination, sdkError(err))
-		}
-		for _, raw := range page.Entities {
-			var e stored
-			if err := json.Unmarshal(raw, &e); err != nil {
-				return fmt.Errorf("deadletter: finding delivered letters of %s: %w", destination, err)
-			}
-			rk := e.str("RowKey")
-			main, _, _ := strings.Cut(rk, partSeparator)
-			if want[main] {
-				ents = append(ents, entity{pk: destination, rk: rk})
-			}
-		}
+	ents, err := s.rowsInRange(ctx, destination, lo, hi, func(rk string) bool {
+		main, _, _ := strings.Cut(rk, partSeparator)
+		return want[main]
+	}, "finding delivered letters of "+destination)
+	if err != nil {
+		return err
 	}
 	if len(ents) == 0 {
 		return nil
@@ -710,4 +680,31 @@ func (s *Store) forgetRange(ctx context.Context, destination string, ids []strin
 	}
 	s.log.Info("cleared dead letters whose records were delivered on a later attempt", "destination", destination, "entities", len(ents))
 	return nil
+}
+
+// rowsInRange lists the entities of destination whose row keys run from lo to the last
+// continuation of hi and that keep accepts, keys only, to delete them. what says in errors
+// what the listing was for.
+func (s *Store) rowsInRange(ctx context.Context, destination, lo, hi string, keep func(rk string) bool, what string) ([]entity, error) {
+	filter := fmt.Sprintf("PartitionKey eq %s and RowKey ge %s and RowKey le %s",
+		odataString(destination), odataString(lo), odataString(hi+partSeparator+partSeparator))
+	sel := "PartitionKey,RowKey"
+	pager := s.client.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Select: &sel})
+	var ents []entity
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("deadletter: %s: %w", what, sdkError(err))
+		}
+		for _, raw := range page.Entities {
+			var e stored
+			if err := json.Unmarshal(raw, &e); err != nil {
+				return nil, fmt.Errorf("deadletter: %s: %w", what, err)
+			}
+			if rk := e.str("RowKey"); keep(rk) {
+				ents = append(ents, entity{pk: destination, rk: rk})
+			}
+		}
+	}
+	return ents, nil
 }
