@@ -158,13 +158,9 @@ func (c *Client) sendStream(ctx context.Context, payloads [][]byte, errs []error
 			_ = c.drop()
 		}
 	}
-	if c.conn == nil {
-		conn, err := c.dial(ctx)
-		if err != nil {
-			fill(errs, c.classify(err))
-			return
-		}
-		c.conn = conn
+	if err := c.connect(ctx); err != nil {
+		fill(errs, err)
+		return
 	}
 	deadline := time.Now().Add(c.cfg.WriteTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
@@ -301,6 +297,19 @@ func (c *Client) dial(ctx context.Context) (net.Conn, error) {
 	return d.DialContext(ctx, "tcp", c.ep.hostport)
 }
 
+// connect dials when there is no connection, returning the failure classified.
+func (c *Client) connect(ctx context.Context) error {
+	if c.conn != nil {
+		return nil
+	}
+	conn, err := c.dial(ctx)
+	if err != nil {
+		return c.classify(err)
+	}
+	c.conn = conn
+	return nil
+}
+
 func (c *Client) sendUDP(ctx context.Context, payloads [][]byte, errs []error) {
 	for i, p := range payloads {
 		if err := ctx.Err(); err != nil {
@@ -311,13 +320,9 @@ func (c *Client) sendUDP(ctx context.Context, payloads [][]byte, errs []error) {
 			errs[i] = sink.Permanent(sink.ReasonRejected, errors.New("syslog: empty message"))
 			continue
 		}
-		if c.conn == nil {
-			conn, err := c.dial(ctx)
-			if err != nil {
-				fill(errs, c.classify(err))
-				return
-			}
-			c.conn = conn
+		if err := c.connect(ctx); err != nil {
+			fill(errs, err)
+			return
 		}
 		c.buf = Truncate(c.buf[:0], p, c.cfg.MaxDatagram)
 		_ = c.conn.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
