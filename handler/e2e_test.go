@@ -17,6 +17,7 @@ import (
 	"github.com/defender-siem/forwarder/internal/deadletter"
 	"github.com/defender-siem/forwarder/internal/dev/hecrecv"
 	"github.com/defender-siem/forwarder/internal/dev/hostsim"
+	"github.com/defender-siem/forwarder/internal/dev/samples"
 	"github.com/defender-siem/forwarder/internal/dev/testenv"
 )
 
@@ -94,7 +95,15 @@ func eventually(bound time.Duration, cond func() bool) bool {
 	return true
 }
 
-func samples(t *testing.T) (names []string, bodies [][]byte) {
+// sharedSamples are the public Defender samples (internal/dev/samples) every forwarding test
+// sends after the handler's own bodies in testdata/.
+var sharedSamples = []string{
+	"elastic_eventhub_alert.json", "elastic_eventhub_assessment.json",
+	"elastic_eventhub_regulatorycompliance_assessment.json", "elastic_eventhub_securescorecontrol.json",
+	"elastic_eventhub_subassessment.json",
+}
+
+func allSamples(t *testing.T) (names []string, bodies [][]byte) {
 	t.Helper()
 	files, err := filepath.Glob("testdata/*.json")
 	if err != nil || len(files) == 0 {
@@ -108,6 +117,10 @@ func samples(t *testing.T) (names []string, bodies [][]byte) {
 		}
 		names = append(names, filepath.Base(f))
 		bodies = append(bodies, b)
+	}
+	for _, name := range sharedSamples {
+		names = append(names, name)
+		bodies = append(bodies, samples.Read(t, name))
 	}
 	return names, bodies
 }
@@ -152,7 +165,7 @@ func compact(t *testing.T, b []byte) string {
 
 func TestForwardsEverySampleToHEC(t *testing.T) {
 	r := start(t)
-	names, bodies := samples(t)
+	names, bodies := allSamples(t)
 	bodies = append(bodies, []byte("definitely not json"))
 	res, err := r.host.InvokeBatch(context.Background(), "ForwardAlerts", batch(bodies, 500), 0)
 	if err != nil {
@@ -168,7 +181,7 @@ func TestForwardsEverySampleToHEC(t *testing.T) {
 	// Each sample arrives once, its event the original record, with the sourcetype for its kind.
 	wantType := map[string]string{
 		"activitylog-records.json": "mscs:azure:security:alert", "alert-arm-shape.json": "mscs:azure:security:alert",
-		"alert.json": "mscs:azure:security:alert", "recommendation.json": "mscs:azure:security:recommendation",
+		"elastic_eventhub_alert.json": "mscs:azure:security:alert", "elastic_eventhub_assessment.json": "mscs:azure:security:recommendation",
 	}
 	got := map[string]hecrecv.Event{}
 	for _, ev := range evs {
@@ -194,7 +207,7 @@ func TestForwardsEverySampleToHEC(t *testing.T) {
 		}
 	}
 	// The alert's time is its TimeGenerated, to the millisecond.
-	ev := got[compact(t, bodies[indexOf(names, "alert.json")])]
+	ev := got[compact(t, bodies[indexOf(names, "elastic_eventhub_alert.json")])]
 	if ev.Time == nil || fmt.Sprintf("%.3f", *ev.Time) != "1683811029.017" {
 		t.Errorf("alert time %v, want 1683811029.017 (2023-05-11T13:17:09.017Z)", ev.Time)
 	}

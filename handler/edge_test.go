@@ -72,7 +72,7 @@ func TestAnnouncedOversizedBodyIsRefusedWithoutReadingIt(t *testing.T) {
 		t.Errorf("no log line naming the setting to raise:\n%s", r.stdout)
 	}
 	// Still serving.
-	_, bodies := samples(t)
+	_, bodies := allSamples(t)
 	ok, err := r.host.InvokeBatch(ctx, "ForwardAlerts", batch(bodies[:1], 1), 0)
 	if err != nil || !ok[0].Succeeded() {
 		t.Fatalf("next invocation: %v %+v", err, ok)
@@ -120,7 +120,7 @@ func (tr *trickle) Read(p []byte) (int, error) {
 // next invocation.
 func TestTricklingBodyIsCutAndTheHandlerStaysHealthy(t *testing.T) {
 	r := start(t, "Forwarder__BodyReadTimeout=2s")
-	_, bodies := samples(t)
+	_, bodies := allSamples(t)
 	env, err := batch(bodies[:1], 1).Envelope(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -238,7 +238,7 @@ wait:
 	if sent == len(head) || cut < time.Second || cut > 5*time.Second { // the default would be 10 s
 		t.Errorf("cut after %v and %d of %d header bytes, want about 1s", cut, sent, len(head))
 	}
-	_, bodies := samples(t)
+	_, bodies := allSamples(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	ok, err := r.host.InvokeBatch(ctx, "ForwardAlerts", batch(bodies[:1], 1), 0)

@@ -48,7 +48,7 @@ func (r *rig) deadLettersCall(t *testing.T, method, path string, params map[stri
 func TestOperatorHTTPFunction(t *testing.T) {
 	r := start(t, "DeadLetter__MaxAttempts=2")
 	r.hec.Refuse(400)
-	_, bodies := samples(t)
+	_, bodies := allSamples(t)
 	if res, err := r.host.InvokeBatch(context.Background(), "ForwardAlerts", batch(bodies[:3], 40), 0); err != nil || !res[0].Succeeded() {
 		t.Fatalf("forward: %v", err)
 	}
@@ -109,7 +109,7 @@ func TestOperatorHTTPFunction(t *testing.T) {
 func TestDeadLettersCommandLine(t *testing.T) {
 	r := start(t)
 	r.hec.Refuse(503)
-	_, bodies := samples(t)
+	_, bodies := allSamples(t)
 	if res, err := r.host.InvokeBatch(context.Background(), "ForwardAlerts", batch(bodies[:2], 1), 0); err != nil || !res[0].Succeeded() {
 		t.Fatalf("forward: %v", err)
 	}
