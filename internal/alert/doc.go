@@ -14,9 +14,8 @@
 // neither changes the record's kind, which comes from the shape as a whole (see detectKind).
 // Times are read in every form Defender and the Azure APIs write (see readTime).
 //
-// The JSON is read by a small scanner rather than encoding/json: each object is scanned once
-// and only the wanted members are decoded, which keeps parsing several times faster than
-// decoding into maps. The scanner accepts exactly what encoding/json accepts (the fuzz tests
-// hold it to that). Alert entities are the expensive part; Options.SkipEntities defers them
+// The JSON is read with internal/jsonx rather than decoded by encoding/json: each object is
+// scanned once and only the wanted members are decoded, which keeps parsing several times
+// faster than decoding into maps, and accepts exactly what encoding/json accepts. Alert entities are the expensive part; Options.SkipEntities defers them
 // to DecodeEntities for destinations that never read them.
 package alert

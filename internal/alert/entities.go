@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/defender-siem/forwarder/internal/jsonx"
 )
 
 // Entities use .NET reference handling: an object carrying "$id":"N" may be referred to
@@ -85,11 +87,11 @@ func (a *Alert) DecodeEntities() {
 }
 
 func decodeEntities(v []byte) (entities, nested []Entity) {
-	start, end := trimMessage(v)
+	start, end := jsonx.Trim(v)
 	if start >= end || v[start] != '[' {
 		return nil, nil
 	}
-	if stop, err := skipValue(v[:end], start, 0); err != nil || stop != end {
+	if stop, err := jsonx.Skip(v[:end], start, 0); err != nil || stop != end {
 		return nil, nil
 	}
 	v = v[start:end]
@@ -124,7 +126,7 @@ func (dec *entityDecoder) str(d []byte, i, end int, esc bool) string {
 			return dec.src[i+1 : end-1]
 		}
 	}
-	s, _ := decodeString(d[i:end])
+	s, _ := jsonx.DecodeString(d[i:end])
 	return s
 }
 
@@ -141,21 +143,21 @@ func isASCII(b []byte) bool {
 // string, json.Number, bool, nil, and the private idObj and refNode until resolution) in
 // one pass, and returns the index past it.
 func (dec *entityDecoder) decode(d []byte, i, depth int) (any, int) {
-	i = skipWS(d, i)
+	i = jsonx.SkipSpace(d, i)
 	if i >= len(d) {
 		return nil, len(d)
 	}
 	if depth > maxEntityDepth {
-		end, err := skipValue(d, i, 0)
+		end, err := jsonx.Skip(d, i, 0)
 		if err != nil {
 			return nil, len(d)
 		}
-		out, _ := appendCompact(make([]byte, 0, end-i), d[i:end])
+		out := jsonx.AppendStripped(make([]byte, 0, end-i), d[i:end])
 		return json.RawMessage(out), end
 	}
 	switch c := d[i]; c {
 	case '"':
-		end, esc, err := skipString(d, i)
+		end, esc, err := jsonx.SkipString(d, i)
 		if err != nil {
 			return nil, len(d)
 		}
@@ -164,7 +166,7 @@ func (dec *entityDecoder) decode(d []byte, i, depth int) (any, int) {
 		return dec.object(d, i, depth)
 	case '[':
 		arr := []any{}
-		i = skipWS(d, i+1)
+		i = jsonx.SkipSpace(d, i+1)
 		if i < len(d) && d[i] == ']' {
 			return arr, i + 1
 		}
@@ -172,7 +174,7 @@ func (dec *entityDecoder) decode(d []byte, i, depth int) (any, int) {
 			var v any
 			v, i = dec.decode(d, i, depth+1)
 			arr = append(arr, v)
-			i = skipWS(d, i)
+			i = jsonx.SkipSpace(d, i)
 			if i >= len(d) || d[i] != ',' {
 				break
 			}
@@ -186,7 +188,7 @@ func (dec *entityDecoder) decode(d []byte, i, depth int) (any, int) {
 	case 'n':
 		return nil, i + 4
 	default:
-		end, err := skipNumber(d, i)
+		end, err := jsonx.Skip(d, i, depth)
 		if err != nil {
 			return nil, len(d)
 		}
@@ -201,18 +203,18 @@ func (dec *entityDecoder) object(d []byte, i, depth int) (any, int) {
 	mark := len(dec.scratch)
 	var refKey, refID, id, typ string
 	isRef, hasID, hasType := false, false, false
-	i = skipWS(d, i+1)
+	i = jsonx.SkipSpace(d, i+1)
 	if i < len(d) && d[i] == '}' {
 		return map[string]any{}, i + 1
 	}
 	for i < len(d) {
-		ke, esc, err := skipString(d, i)
+		ke, esc, err := jsonx.SkipString(d, i)
 		if err != nil {
 			i = len(d)
 			break
 		}
 		k := dec.str(d, i, ke, esc)
-		i = skipWS(d, ke) + 1 // past the colon
+		i = jsonx.SkipSpace(d, ke) + 1 // past the colon
 		var v any
 		v, i = dec.decode(d, i, depth+1)
 		dec.scratch = append(dec.scratch, member{k, v})
@@ -227,11 +229,11 @@ func (dec *entityDecoder) object(d []byte, i, depth int) (any, int) {
 				id, hasID = s, true
 			}
 		}
-		i = skipWS(d, i)
+		i = jsonx.SkipSpace(d, i)
 		if i >= len(d) || d[i] != ',' {
 			break
 		}
-		i = skipWS(d, i+1)
+		i = jsonx.SkipSpace(d, i+1)
 	}
 	end := i + 1
 	members := dec.scratch[mark:]
@@ -340,27 +342,6 @@ func (dec *entityDecoder) resolveObj(o *idObj) {
 	_, o.size = dec.resolve(o.m)
 	dec.active = dec.active[:len(dec.active)-1]
 	o.state = 2
-}
-
-// appendCompact appends raw (well-formed JSON) without insignificant whitespace.
-func appendCompact(dst, raw []byte) ([]byte, error) {
-	for i := 0; i < len(raw); i++ {
-		c := raw[i]
-		switch c {
-		case ' ', '\t', '\n', '\r':
-			continue
-		case '"':
-			end, _, err := skipString(raw, i)
-			if err != nil {
-				return dst, err
-			}
-			dst = append(dst, raw[i:end]...)
-			i = end - 1
-		default:
-			dst = append(dst, c)
-		}
-	}
-	return dst, nil
 }
 
 // fieldValue returns the value of m's member name, matching the name exactly first and then

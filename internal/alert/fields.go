@@ -1,5 +1,7 @@
 package alert
 
+import "github.com/defender-siem/forwarder/internal/jsonx"
+
 // Field names the parser looks for, in any letter case. Every JSON object the parser reads is
 // scanned once into a fieldSet indexed by these ids, so each object costs one pass and one
 // small map lookup per member whatever the number of fields wanted.
@@ -156,10 +158,10 @@ var fieldsByLen = func() [maxFieldName + 1][]fieldName {
 	return t
 }()
 
-// fieldOf returns the field id of an object key given as eachMember passes it, or -1.
+// fieldOf returns the field id of an object key given as jsonx.EachMember passes it, or -1.
 func fieldOf(raw []byte, esc bool) int {
 	if esc {
-		raw = []byte(decodeKey(raw, esc))
+		raw = []byte(jsonx.DecodeKey(raw, esc))
 	}
 	if len(raw) > maxFieldName {
 		return -1
@@ -198,11 +200,12 @@ func (fs *fieldSet) collect(obj []byte) error {
 	if len(obj) == 0 || obj[0] != '{' {
 		return nil
 	}
-	return eachMember(obj, 0, func(key, val []byte, esc bool) {
+	_, err := jsonx.EachMember(obj, 0, func(key, val []byte, esc bool) {
 		if id := fieldOf(key, esc); id >= 0 {
 			fs[id] = val
 		}
 	})
+	return err
 }
 
 // str returns the text of field id: a string's value, a number's or a boolean's JSON text
@@ -219,7 +222,7 @@ func scalarText(v []byte) string {
 	}
 	switch c := v[0]; {
 	case c == '"':
-		s, _ := decodeString(v)
+		s, _ := jsonx.DecodeString(v)
 		return s
 	case c == 't' || c == 'f' || c == '-' || c >= '0' && c <= '9':
 		return string(v)

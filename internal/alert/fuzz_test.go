@@ -67,6 +67,18 @@ func FuzzSplit(f *testing.F) {
 				t.Fatalf("record %d is not a sub-slice of the message", i)
 			}
 		}
+		// ParseMessage reads a message of one record in one pass; it must give what
+		// splitting and then parsing gives.
+		parsed, perr := ParseMessage(msg)
+		if perr != nil || len(parsed) != len(recs) {
+			t.Fatalf("ParseMessage: %d records, %v; Split gave %d", len(parsed), perr, len(recs))
+		}
+		for i, r := range recs {
+			want, err := Parse(r, i)
+			if err != nil || !reflect.DeepEqual(parsed[i], want) {
+				t.Fatalf("record %d: ParseMessage gave %+v, Split and Parse %+v (%v)", i, parsed[i], want, err)
+			}
+		}
 	})
 }
 
@@ -100,23 +112,6 @@ func FuzzParse(f *testing.F) {
 			_ = rec.Alert.EntityValues("ip", "Address")
 		}
 		checkAgainstReference(t, raw, rec)
-	})
-}
-
-// FuzzDecodeString checks the string decoder against encoding/json.
-func FuzzDecodeString(f *testing.F) {
-	for _, s := range decodeStringCases {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, content []byte) {
-		val := append(append([]byte{'"'}, content...), '"')
-		var want string
-		if json.Unmarshal(val, &want) != nil {
-			return
-		}
-		if got, ok := decodeString(val); !ok || got != want {
-			t.Fatalf("decodeString(%q) = %q, %v; encoding/json says %q", val, got, ok, want)
-		}
 	})
 }
 

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/defender-siem/forwarder/internal/jsonx"
 )
 
 // The Graph Security API's alert (alerts_v2) is a different object from the export's alert:
@@ -46,8 +48,8 @@ func collectGraph(obj []byte) graphMembers {
 	if len(obj) == 0 || obj[0] != '{' {
 		return m
 	}
-	_ = eachMember(obj, 0, func(key, val []byte, esc bool) {
-		m[strings.ToLower(decodeKey(key, esc))] = val
+	_, _ = jsonx.EachMember(obj, 0, func(key, val []byte, esc bool) {
+		m[strings.ToLower(jsonx.DecodeKey(key, esc))] = val
 	})
 	return m
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"strings"
+
+	"github.com/defender-siem/forwarder/internal/jsonx"
 )
 
 // parseAlertRecord normalises both alert shapes. The flat export shape and the REST shape's
@@ -184,16 +186,16 @@ func parseActivityLogAlert(top *fieldSet, rec *Record, opt Options) {
 // Activity Log shapes carry arrays and objects, or nil when v is not a string holding
 // well-formed JSON.
 func jsonInString(v []byte) []byte {
-	s, ok := decodeString(v)
+	s, ok := jsonx.DecodeString(v)
 	if !ok {
 		return nil
 	}
 	b := []byte(s)
-	start, end := trimMessage(b)
+	start, end := jsonx.Trim(b)
 	if start >= end || (b[start] != '[' && b[start] != '{') {
 		return nil
 	}
-	stop, err := skipValue(b[:end], start, 0)
+	stop, err := jsonx.Skip(b[:end], start, 0)
 	if err != nil || stop != end {
 		return nil
 	}
@@ -224,8 +226,8 @@ func stringList(v []byte, commas bool) []string {
 	}
 	switch v[0] {
 	case '[':
-		_ = eachElement(v, 0, func(el []byte) {
-			if s, ok := decodeString(el); ok {
+		_, _ = jsonx.EachElement(v, 0, func(el []byte) {
+			if s, ok := jsonx.DecodeString(el); ok {
 				add(s)
 			}
 		})
@@ -233,7 +235,7 @@ func stringList(v []byte, commas bool) []string {
 		if inner := jsonInString(v); inner != nil && inner[0] == '[' {
 			return stringList(inner, commas)
 		}
-		s, _ := decodeString(v)
+		s, _ := jsonx.DecodeString(v)
 		add(s)
 	}
 	return out
@@ -249,7 +251,7 @@ func azureResourceIdentifier(v []byte) string {
 		return ""
 	}
 	var found string
-	_ = eachElement(v, 0, func(el []byte) {
+	_, _ = jsonx.EachElement(v, 0, func(el []byte) {
 		if found != "" || !isObject(el) {
 			return
 		}
@@ -274,11 +276,11 @@ func extendedProperties(v []byte) map[string]string {
 	}
 	out := map[string]string{}
 	var buf bytes.Buffer
-	_ = eachMember(v, 0, func(key, val []byte, esc bool) {
-		k := decodeKey(key, esc)
+	_, _ = jsonx.EachMember(v, 0, func(key, val []byte, esc bool) {
+		k := jsonx.DecodeKey(key, esc)
 		switch val[0] {
 		case '"':
-			out[k], _ = decodeString(val)
+			out[k], _ = jsonx.DecodeString(val)
 		case 'n':
 			out[k] = ""
 		case '{', '[':

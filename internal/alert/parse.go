@@ -2,6 +2,8 @@ package alert
 
 import (
 	"strings"
+
+	"github.com/defender-siem/forwarder/internal/jsonx"
 )
 
 // Parse turns the raw bytes of one record (as Split returns them) into a Record numbered
@@ -28,33 +30,46 @@ type Options struct {
 
 // Parse is the package's Parse with the options o.
 func (o Options) Parse(raw []byte, index int) (Record, error) {
-	rec := Record{Kind: KindUnknown, Raw: raw, Index: index}
-	start, end := trimMessage(raw)
+	rec, _, err := o.parse(raw, index)
+	return rec, err
+}
+
+// parse is Parse that also reports whether raw is an Azure Monitor {"records":[…]} envelope
+// rather than a record (see Split), so that ParseMessage can read a message of one record in
+// a single pass.
+func (o Options) parse(raw []byte, index int) (rec Record, envelope bool, err error) {
+	rec = Record{Kind: KindUnknown, Raw: raw, Index: index}
+	start, end := jsonx.Trim(raw)
 	if start >= end {
-		return rec, syntaxErr(start, "empty record")
+		return rec, false, jsonx.SyntaxError(start, "empty record")
 	}
 	d := raw[:end]
 	if d[start] != '{' {
-		stop, err := skipValue(d, start, 0)
+		stop, err := jsonx.Skip(d, start, 0)
 		if err != nil {
-			return rec, err
+			return rec, false, err
 		}
 		if stop != end {
-			return rec, syntaxErr(stop, "data after the record")
+			return rec, false, jsonx.SyntaxError(stop, "data after the record")
 		}
-		return rec, nil
+		return rec, false, nil
 	}
 	var top fieldSet
-	stop, err := scanMembers(d[start:], 0, func(key, val []byte, esc bool) {
+	members := 0
+	stop, err := jsonx.EachMember(d[start:], 0, func(key, val []byte, esc bool) {
+		members++
 		if id := fieldOf(key, esc); id >= 0 {
 			top[id] = val
 		}
 	})
 	if err != nil {
-		return rec, err
+		return rec, false, err
 	}
 	if start+stop != end {
-		return rec, syntaxErr(start+stop, "data after the record")
+		return rec, false, jsonx.SyntaxError(start+stop, "data after the record")
+	}
+	if members == 1 && len(top[fRecords]) > 0 && top[fRecords][0] == '[' {
+		return rec, true, nil
 	}
 	var armAlert bool
 	rec.Kind, armAlert = detectKind(&top)
@@ -72,7 +87,7 @@ func (o Options) Parse(raw []byte, index int) (Record, error) {
 	case KindRegulatoryCompliance:
 		parseCompliance(&top, &rec)
 	}
-	return rec, nil
+	return rec, false, nil
 }
 
 const (

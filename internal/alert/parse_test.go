@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/defender-siem/forwarder/internal/dev/golden"
+	"github.com/defender-siem/forwarder/internal/jsonx"
 )
 
 // samples lists every sample with the values a person read off the file.
@@ -360,12 +361,12 @@ func lowerKeys(t *testing.T, raw []byte) []byte {
 		case '{':
 			out = append(out, '{')
 			n := 0
-			if err := eachMember(v, 0, func(key, val []byte, esc bool) {
+			if _, err := jsonx.EachMember(v, 0, func(key, val []byte, esc bool) {
 				if n > 0 {
 					out = append(out, ',')
 				}
 				n++
-				k, _ := json.Marshal(strings.ToLower(decodeKey(key, esc)))
+				k, _ := json.Marshal(strings.ToLower(jsonx.DecodeKey(key, esc)))
 				out = append(append(out, k...), ':')
 				walk(val)
 			}); err != nil {
@@ -375,7 +376,7 @@ func lowerKeys(t *testing.T, raw []byte) []byte {
 		case '[':
 			out = append(out, '[')
 			n := 0
-			if err := eachElement(v, 0, func(el []byte) {
+			if _, err := jsonx.EachElement(v, 0, func(el []byte) {
 				if n > 0 {
 					out = append(out, ',')
 				}
@@ -389,7 +390,7 @@ func lowerKeys(t *testing.T, raw []byte) []byte {
 			out = append(out, v...)
 		}
 	}
-	start, end := trimMessage(raw)
+	start, end := jsonx.Trim(raw)
 	walk(raw[start:end])
 	return out
 }

@@ -1,5 +1,7 @@
 package alert
 
+import "github.com/defender-siem/forwarder/internal/jsonx"
+
 // Split cuts one Event Hub message body into the raw bytes of its records. It accepts
 //
 //   - a single JSON object (one record),
@@ -17,9 +19,9 @@ package alert
 // after its first value, returns an error wrapping ErrUndecodable and no records. An empty
 // array or envelope returns no records and no error.
 func Split(msg []byte) ([][]byte, error) {
-	start, end := trimMessage(msg)
+	start, end := jsonx.Trim(msg)
 	if start >= end {
-		return nil, syntaxErr(start, "empty message")
+		return nil, jsonx.SyntaxError(start, "empty message")
 	}
 	d := msg[:end]
 	var out [][]byte
@@ -38,9 +40,9 @@ func Split(msg []byte) ([][]byte, error) {
 		}
 	case '[':
 		out = [][]byte{}
-		stop, err = scanArray(d, start, func(vs int) (int, error) {
+		stop, err = jsonx.WalkElements(d, start, func(vs int) (int, error) {
 			if d[vs] != '{' {
-				ve, err := skipValue(d, vs, 1)
+				ve, err := jsonx.Skip(d, vs, 1)
 				if err == nil {
 					out = append(out, d[vs:ve])
 				}
@@ -57,7 +59,7 @@ func Split(msg []byte) ([][]byte, error) {
 			return ve, err
 		})
 	default:
-		if stop, err = skipValue(d, start, 0); err == nil {
+		if stop, err = jsonx.Skip(d, start, 0); err == nil {
 			out = [][]byte{d[start:stop]}
 		}
 	}
@@ -65,39 +67,9 @@ func Split(msg []byte) ([][]byte, error) {
 		return nil, err
 	}
 	if stop != end {
-		return nil, syntaxErr(stop, "data after the top-level value")
+		return nil, jsonx.SyntaxError(stop, "data after the top-level value")
 	}
 	return out, nil
-}
-
-// scanArray checks the array at d[i], calling element with the start of each element; element
-// checks the element and returns the index past it. scanArray returns the index past the array.
-func scanArray(d []byte, i int, element func(vs int) (int, error)) (int, error) {
-	i = skipWS(d, i+1)
-	if i < len(d) && d[i] == ']' {
-		return i + 1, nil
-	}
-	for {
-		if i >= len(d) {
-			return i, syntaxErr(i, "unexpected end of input in array")
-		}
-		var err error
-		if i, err = element(i); err != nil {
-			return i, err
-		}
-		i = skipWS(d, i)
-		if i >= len(d) {
-			return i, syntaxErr(i, "unexpected end of input in array")
-		}
-		switch d[i] {
-		case ',':
-			i = skipWS(d, i+1)
-		case ']':
-			return i + 1, nil
-		default:
-			return i, syntaxErr(i, "expected comma or end of array")
-		}
-	}
 }
 
 // scanRecordOrEnvelope checks the object at d[i], nested depth levels deep, in one pass and
@@ -107,7 +79,7 @@ func scanArray(d []byte, i int, element func(vs int) (int, error)) (int, error) 
 func scanRecordOrEnvelope(d []byte, i, depth int) (int, [][]byte, bool, error) {
 	var arr []byte
 	members := 0
-	n, err := scanMembers(d[i:], depth, func(key, val []byte, esc bool) {
+	n, err := jsonx.EachMember(d[i:], depth, func(key, val []byte, esc bool) {
 		members++
 		if members == 1 && val[0] == '[' && fieldOf(key, esc) == fRecords {
 			arr = val
@@ -115,14 +87,14 @@ func scanRecordOrEnvelope(d []byte, i, depth int) (int, [][]byte, bool, error) {
 	})
 	if err != nil {
 		// Checked again from the message's start so that the error's offset is the message's.
-		end, err := skipValue(d, i, depth)
+		end, err := jsonx.Skip(d, i, depth)
 		return end, nil, false, err
 	}
 	if members != 1 || arr == nil {
 		return i + n, nil, false, nil
 	}
 	recs := [][]byte{}
-	_ = eachElement(arr, 0, func(el []byte) { recs = append(recs, el) })
+	_, _ = jsonx.EachElement(arr, 0, func(el []byte) { recs = append(recs, el) })
 	return i + n, recs, true, nil
 }
 
@@ -134,6 +106,17 @@ func ParseMessage(msg []byte) ([]Record, error) {
 
 // ParseMessage is the package's ParseMessage with the options o.
 func (o Options) ParseMessage(msg []byte) ([]Record, error) {
+	// Defender writes one record per message: parsing it checks it too, so it is read once
+	// rather than split first and parsed again.
+	if start, end := jsonx.Trim(msg); start < end && msg[start] == '{' {
+		rec, envelope, err := o.parse(msg[start:end], 0)
+		if err != nil {
+			return nil, err
+		}
+		if !envelope {
+			return []Record{rec}, nil
+		}
+	}
 	raws, err := Split(msg)
 	if err != nil {
 		return nil, err

@@ -3,6 +3,8 @@ package alert
 import (
 	"strings"
 	"time"
+
+	"github.com/defender-siem/forwarder/internal/jsonx"
 )
 
 // Times arrive in more forms than RFC 3339: Defender writes up to seven fractional digits and
@@ -35,7 +37,7 @@ func readTime(v []byte) (time.Time, timeState) {
 	switch c := v[0]; {
 	case c == '"':
 		var ok bool
-		if s, ok = decodeString(v); !ok {
+		if s, ok = jsonx.DecodeString(v); !ok {
 			return time.Time{}, timeUnreadable
 		}
 		s = strings.TrimSpace(s)
@@ -299,3 +301,5 @@ func chooseTime(srcs ...timeSource) (time.Time, string) {
 	}
 	return time.Time{}, ""
 }
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }

@@ -11,7 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/defender-siem/forwarder/internal/alert"
+	"github.com/defender-siem/forwarder/internal/jsonx"
 )
 
 // Event is one Event Hub message of a batch, with the coordinates the host reported for it.
@@ -110,7 +110,7 @@ func decodeBodies(raw, text []byte) ([][]byte, error) {
 		if text == nil {
 			var end int
 			var err error
-			text, end, err = alert.AppendString(make([]byte, 0, len(raw)), raw, 0, utf8.Valid(raw))
+			text, end, err = jsonx.AppendDecoded(make([]byte, 0, len(raw)), raw, 0, utf8.Valid(raw))
 			if err == nil && end != len(raw) {
 				err = errors.New("data after the string")
 			}
@@ -125,7 +125,7 @@ func decodeBodies(raw, text []byte) ([][]byte, error) {
 			}
 			// Not a JSON array after all, and decoding in place spoiled the text: decode
 			// the string again.
-			text, _, _ = alert.AppendString(text[:0], raw, 0, false)
+			text, _, _ = jsonx.AppendDecoded(text[:0], raw, 0, false)
 		}
 		// One event whose body is this string.
 		if b, ok := binaryBody(text); ok {
@@ -140,7 +140,7 @@ func decodeBodies(raw, text []byte) ([][]byte, error) {
 		}
 		return nil, errors.New("undecodable event array")
 	}
-	if !validJSON(raw) {
+	if !jsonx.Valid(raw) {
 		return nil, errors.New("not JSON")
 	}
 	return [][]byte{append([]byte(nil), raw...)}, nil
@@ -152,9 +152,9 @@ func decodeBodies(raw, text []byte) ([][]byte, error) {
 // even when it turns out not to be an array.
 func splitArray(arr, buf []byte, validUTF8 bool) ([][]byte, bool) {
 	out := [][]byte{}
-	i := alert.SkipSpace(arr, 1)
+	i := jsonx.SkipSpace(arr, 1)
 	if i < len(arr) && arr[i] == ']' {
-		return out, alert.SkipSpace(arr, i+1) == len(arr)
+		return out, jsonx.SkipSpace(arr, i+1) == len(arr)
 	}
 	for {
 		if i >= len(arr) {
@@ -164,7 +164,7 @@ func splitArray(arr, buf []byte, validUTF8 bool) ([][]byte, bool) {
 		var end int
 		if arr[i] == '"' {
 			var err error
-			if buf, end, err = alert.AppendString(buf, arr, i, validUTF8); err != nil {
+			if buf, end, err = jsonx.AppendDecoded(buf, arr, i, validUTF8); err != nil {
 				return nil, false
 			}
 			if b, ok := binaryBody(buf[start:]); ok {
@@ -176,21 +176,21 @@ func splitArray(arr, buf []byte, validUTF8 bool) ([][]byte, bool) {
 		} else {
 			// No dataType: the host parsed the body as JSON and sends the value itself.
 			var err error
-			if end, err = alert.ScanValue(arr, i, 1); err != nil {
+			if end, err = jsonx.Skip(arr, i, 1); err != nil {
 				return nil, false
 			}
 			buf = append(buf, arr[i:end]...)
 			out = append(out, buf[start:len(buf):len(buf)])
 		}
-		i = alert.SkipSpace(arr, end)
+		i = jsonx.SkipSpace(arr, end)
 		if i >= len(arr) {
 			return nil, false
 		}
 		switch arr[i] {
 		case ',':
-			i = alert.SkipSpace(arr, i+1)
+			i = jsonx.SkipSpace(arr, i+1)
 		case ']':
-			return out, alert.SkipSpace(arr, i+1) == len(arr)
+			return out, jsonx.SkipSpace(arr, i+1) == len(arr)
 		default:
 			return nil, false
 		}
@@ -212,13 +212,6 @@ func binaryBody(s []byte) ([]byte, bool) {
 		return nil, false
 	}
 	return b[:n], true
-}
-
-// validJSON is json.Valid on the scanner the rest of the decoding uses.
-func validJSON(d []byte) bool {
-	i := alert.SkipSpace(d, 0)
-	end, err := alert.ScanValue(d, i, 0)
-	return err == nil && alert.SkipSpace(d, end) == len(d)
 }
 
 func orTrailing(err error) error {
@@ -308,7 +301,7 @@ func scalarText(raw json.RawMessage) string {
 	raw = bytes.TrimSpace(raw)
 	switch {
 	case len(raw) > 0 && raw[0] == '"':
-		return string(alert.AppendUnquoted(nil, raw))
+		return string(jsonx.AppendUnquoted(nil, raw))
 	case string(raw) == "null":
 		return ""
 	}

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/defender-siem/forwarder/internal/alert"
+	"github.com/defender-siem/forwarder/internal/jsonx"
 )
 
 // InvokeRequest is the body the host POSTs for every invocation.
@@ -51,12 +51,12 @@ func (r *InvokeRequest) takeDecoded(raw []byte) []byte {
 // which checks and copies the megabyte of escaped events several times over.
 func ParseInvokeRequest(body []byte) (InvokeRequest, error) {
 	var req InvokeRequest
-	i := alert.SkipSpace(body, 0)
+	i := jsonx.SkipSpace(body, 0)
 	if i == len(body) {
 		return req, errors.New("empty invocation body")
 	}
 	if body[i] != '{' {
-		if _, err := alert.ScanValue(body, i, 0); err != nil {
+		if _, err := jsonx.Skip(body, i, 0); err != nil {
 			return req, fmt.Errorf("invocation envelope: %w", err)
 		}
 		if string(body[i:min(i+4, len(body))]) == "null" {
@@ -67,9 +67,9 @@ func ParseInvokeRequest(body []byte) (InvokeRequest, error) {
 	// Checked once here, so that the strings need not be checked run by run.
 	validUTF8 := utf8.Valid(body)
 	var typeErr error
-	_, err := alert.EachMemberLazy(body[i:], 0, func(key []byte, esc bool) (func(val []byte) (int, error), bool) {
+	_, err := jsonx.EachMemberLazy(body[i:], 0, func(key []byte, esc bool) (func(val []byte) (int, error), bool) {
 		var dst *map[string]json.RawMessage
-		switch k := alert.DecodeKey(key, esc); {
+		switch k := jsonx.DecodeKey(key, esc); {
 		case strings.EqualFold(k, "Data"):
 			dst = &req.Data
 		case strings.EqualFold(k, "Metadata"):
@@ -85,19 +85,19 @@ func ParseInvokeRequest(body []byte) (InvokeRequest, error) {
 				}
 				m := *dst
 				decode := dst == &req.Data
-				return alert.EachMemberLazy(val, 1, func(k []byte, esc bool) (func([]byte) (int, error), bool) {
-					name := alert.DecodeKey(k, esc)
+				return jsonx.EachMemberLazy(val, 1, func(k []byte, esc bool) (func([]byte) (int, error), bool) {
+					name := jsonx.DecodeKey(k, esc)
 					return func(v []byte) (int, error) {
 						var end int
 						var err error
 						if decode && v[0] == '"' && len(v) >= decodedMinBytes {
 							var text []byte
-							text, end, err = alert.AppendString(make([]byte, 0, len(v)), v, 0, validUTF8)
+							text, end, err = jsonx.AppendDecoded(make([]byte, 0, len(v)), v, 0, validUTF8)
 							if err == nil && end >= decodedMinBytes {
 								req.decoded = append(req.decoded, decodedString{raw: v[:end:end], text: text})
 							}
 						} else {
-							end, err = alert.ScanValue(v, 0, 2)
+							end, err = jsonx.Skip(v, 0, 2)
 						}
 						if err == nil {
 							m[name] = json.RawMessage(v[:end:end])
@@ -112,7 +112,7 @@ func ParseInvokeRequest(body []byte) (InvokeRequest, error) {
 					typeErr = fmt.Errorf("invocation envelope: %s is not an object", key)
 				}
 			}
-			return alert.ScanValue(val, 0, 1)
+			return jsonx.Skip(val, 0, 1)
 		}, true
 	})
 	if err != nil {
@@ -168,11 +168,11 @@ func unwrap(raw json.RawMessage) (json.RawMessage, error) {
 		if len(raw) == 0 || raw[0] != '"' {
 			return raw, nil
 		}
-		if end, err := alert.ScanValue(raw, 0, 0); err != nil || end != len(raw) {
+		if end, err := jsonx.Skip(raw, 0, 0); err != nil || end != len(raw) {
 			return nil, fmt.Errorf("undecodable string value: %w", orTrailing(err))
 		}
-		inner := bytes.TrimSpace(alert.AppendUnquoted(nil, raw))
-		if !validJSON(inner) {
+		inner := bytes.TrimSpace(jsonx.AppendUnquoted(nil, raw))
+		if !jsonx.Valid(inner) {
 			// A plain string, not JSON text: keep it as the JSON string it was.
 			return raw, nil
 		}

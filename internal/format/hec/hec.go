@@ -54,7 +54,7 @@ import (
 
 	"github.com/defender-siem/forwarder/internal/alert"
 	"github.com/defender-siem/forwarder/internal/format"
-	"github.com/defender-siem/forwarder/internal/format/jsontext"
+	"github.com/defender-siem/forwarder/internal/jsonx"
 )
 
 // DefaultSource is the source a Config gets from DefaultConfig.
@@ -165,21 +165,21 @@ func New(cfg Config) *Formatter {
 		}
 		if cfg.Host != "" {
 			sep("host")
-			b = jsontext.AppendString(b, cfg.Host)
+			b = jsonx.AppendQuote(b, cfg.Host)
 		}
 		if cfg.Source != "" {
 			sep("source")
-			b = jsontext.AppendString(b, cfg.Source)
+			b = jsonx.AppendQuote(b, cfg.Source)
 		}
 		st := cfg.SourceType
 		if st == "" {
 			st = SourceTypeFor(k)
 		}
 		sep("sourcetype")
-		b = jsontext.AppendString(b, st)
+		b = jsonx.AppendQuote(b, st)
 		if cfg.Index != "" {
 			sep("index")
-			b = jsontext.AppendString(b, cfg.Index)
+			b = jsonx.AppendQuote(b, cfg.Index)
 		}
 		f.headers[k] = string(b)
 	}
@@ -230,52 +230,33 @@ func (f *Formatter) Format(dst []byte, rec *alert.Record) ([]byte, error) {
 	} else {
 		alertID, alertType = "", ""
 	}
-	sev = severityName(s)
+	sev = s.String()
 	// Keys in sorted order; kind is never empty, so it anchors the commas.
 	if alertID != "" {
 		dst = append(dst, `"alert_id":`...)
-		dst = jsontext.AppendString(dst, alertID)
+		dst = jsonx.AppendQuote(dst, alertID)
 		dst = append(dst, ',')
 	}
 	if alertType != "" {
 		dst = append(dst, `"alert_type":`...)
-		dst = jsontext.AppendString(dst, alertType)
+		dst = jsonx.AppendQuote(dst, alertType)
 		dst = append(dst, ',')
 	}
 	dst = append(dst, `"kind":`...)
-	dst = jsontext.AppendString(dst, string(kind))
+	dst = jsonx.AppendQuote(dst, string(kind))
 	for _, kv := range [...]struct{ k, v string }{
 		{`,"severity":`, sev}, {`,"status":`, status}, {`,"subscription_id":`, sub},
 	} {
 		if kv.v != "" {
 			dst = append(dst, kv.k...)
-			dst = jsontext.AppendString(dst, kv.v)
+			dst = jsonx.AppendQuote(dst, kv.v)
 		}
 	}
 
 	dst = append(dst, `},"event":`...)
-	start := len(dst)
-	dst, ok = jsontext.AppendCompact(dst, rec.Raw)
-	if !ok {
-		dst = jsontext.AppendString(dst[:start], string(rec.Raw))
-	}
+	dst = jsonx.AppendJSONOrString(dst, rec.Raw)
 	dst = append(dst, '}')
 	return dst, nil
-}
-
-func severityName(s alert.Severity) string {
-	switch s {
-	case alert.SeverityInformational:
-		return "Informational"
-	case alert.SeverityLow:
-		return "Low"
-	case alert.SeverityMedium:
-		return "Medium"
-	case alert.SeverityHigh:
-		return "High"
-	default:
-		return ""
-	}
 }
 
 // appendEpochMillis writes sec.mmm, truncating nsec to the millisecond. Integer arithmetic keeps

@@ -17,7 +17,7 @@ import (
 
 	"github.com/defender-siem/forwarder/internal/alert"
 	"github.com/defender-siem/forwarder/internal/format"
-	"github.com/defender-siem/forwarder/internal/format/jsontext"
+	"github.com/defender-siem/forwarder/internal/jsonx"
 )
 
 // Type is a Log Analytics column type, as written in a table schema and a DCR stream
@@ -148,7 +148,7 @@ func (w *rowWriter) str(name, v string) {
 		return
 	}
 	w.key(name)
-	w.dst = jsontext.AppendString(w.dst, v)
+	w.dst = jsonx.AppendQuote(w.dst, v)
 }
 
 func (w *rowWriter) time(name string, t time.Time) {
@@ -165,11 +165,7 @@ func (w *rowWriter) time(name string, t time.Time) {
 // one valid object whatever the record holds.
 func (w *rowWriter) json(name string, raw []byte) {
 	w.key(name)
-	if out, ok := jsontext.AppendCompact(w.dst, raw); ok {
-		w.dst = out
-		return
-	}
-	w.dst = jsontext.AppendString(w.dst, string(raw))
+	w.dst = jsonx.AppendJSONOrString(w.dst, raw)
 }
 
 func (w *rowWriter) list(name string, vs []string) {
@@ -182,7 +178,7 @@ func (w *rowWriter) list(name string, vs []string) {
 		if i > 0 {
 			w.dst = append(w.dst, ',')
 		}
-		w.dst = jsontext.AppendString(w.dst, v)
+		w.dst = jsonx.AppendQuote(w.dst, v)
 	}
 	w.dst = append(w.dst, ']')
 }
@@ -202,9 +198,9 @@ func (w *rowWriter) props(name string, m map[string]string) {
 		if i > 0 {
 			w.dst = append(w.dst, ',')
 		}
-		w.dst = jsontext.AppendString(w.dst, k)
+		w.dst = jsonx.AppendQuote(w.dst, k)
 		w.dst = append(w.dst, ':')
-		w.dst = jsontext.AppendString(w.dst, m[k])
+		w.dst = jsonx.AppendQuote(w.dst, m[k])
 	}
 	w.dst = append(w.dst, '}')
 }

@@ -1,8 +1,9 @@
 package logrhythm
 
 import (
-	"github.com/defender-siem/forwarder/internal/alert"
 	"unicode/utf8"
+
+	"github.com/defender-siem/forwarder/internal/jsonx"
 )
 
 // appendKV writes `|k=v|k=v|`, the Open Collector's own output layout. Keys are fixed schema
@@ -37,12 +38,12 @@ func (f *Formatter) appendJSON(dst []byte, fields []field) []byte {
 			whsdp = false
 		}
 		comma()
-		dst = appendJSONString(dst, fd.key)
+		dst = jsonx.AppendQuote(dst, fd.key)
 		dst = append(dst, ':')
 		if fd.number {
 			dst = append(dst, fd.value...)
 		} else {
-			dst = appendJSONString(dst, fd.value)
+			dst = jsonx.AppendQuote(dst, fd.value)
 		}
 	}
 	if whsdp {
@@ -52,44 +53,12 @@ func (f *Formatter) appendJSON(dst []byte, fields []field) []byte {
 	return append(dst, '}')
 }
 
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString writes s as a JSON string. s is valid UTF-8 (scrubbed); only `"`, `\` and
-// control characters need escaping, and HTML characters are left alone so that the text
-// reads as Defender wrote it.
-func appendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		dst = append(dst, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			dst = append(dst, '\\', c)
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		default:
-			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		}
-		start = i + 1
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
-
 // originalMessage returns raw as compact JSON text with every `|` written as the JSON escape
 // \u007c (and DEL as \u007f), so the text carries no pipe or control byte yet still decodes to
 // exactly what Defender wrote.
 // Invalid UTF-8 becomes \ufffd. Text that is not JSON is scrubbed like any other value.
 func originalMessage(raw []byte, max int) string {
-	if !validJSON(raw) {
+	if !jsonx.Valid(raw) {
 		return scrub(string(raw), max)
 	}
 	out := make([]byte, 0, len(raw)+16)
@@ -170,15 +139,4 @@ func truncateJSONText(text []byte, max int) []byte {
 		break
 	}
 	return text[:cut]
-}
-
-// validJSON is json.Valid at several times its speed: the alert scanner accepts exactly what
-// encoding/json does.
-func validJSON(raw []byte) bool {
-	start := alert.SkipSpace(raw, 0)
-	if start >= len(raw) {
-		return false
-	}
-	end, err := alert.ScanValue(raw, start, 0)
-	return err == nil && alert.SkipSpace(raw, end) == len(raw)
 }

@@ -157,7 +157,7 @@ func (f *Formatter) fields(rec *alert.Record) []field {
 	add("beatname", f.cfg.BeatName)
 	add("fullyqualifiedbeatname", f.cfg.FullyQualifiedBeatName)
 	add("device_type", f.cfg.DeviceType)
-	add("severity", severityName(rec.Severity))
+	add("severity", rec.Severity.String())
 	add("status", rec.Status)
 	add("reason", rec.Description)
 	add("object", rec.ResourceID)
@@ -248,20 +248,6 @@ func subject(k alert.Kind) string {
 		return "Microsoft Defender for Cloud regulatory compliance"
 	}
 	return "Microsoft Defender for Cloud record"
-}
-
-func severityName(s alert.Severity) string {
-	switch s {
-	case alert.SeverityInformational:
-		return "Informational"
-	case alert.SeverityLow:
-		return "Low"
-	case alert.SeverityMedium:
-		return "Medium"
-	case alert.SeverityHigh:
-		return "High"
-	}
-	return ""
 }
 
 // resourceType turns an ARM id into its resource type, e.g. Microsoft.Compute/virtualMachines

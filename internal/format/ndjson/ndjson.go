@@ -13,7 +13,7 @@ import (
 
 	"github.com/defender-siem/forwarder/internal/alert"
 	"github.com/defender-siem/forwarder/internal/format"
-	"github.com/defender-siem/forwarder/internal/format/jsontext"
+	"github.com/defender-siem/forwarder/internal/jsonx"
 )
 
 // Field names a metadata field the wrapper can carry.
@@ -93,7 +93,7 @@ func (f *Formatter) Format(dst []byte, rec *alert.Record) ([]byte, error) {
 		return dst, errors.New("ndjson: nil record")
 	}
 	if !f.wrap {
-		return appendRecord(dst, rec.Raw), nil
+		return jsonx.AppendJSONOrString(dst, rec.Raw), nil
 	}
 	dst = append(dst, '{')
 	for _, fd := range f.fields {
@@ -101,13 +101,13 @@ func (f *Formatter) Format(dst []byte, rec *alert.Record) ([]byte, error) {
 		if v == "" {
 			continue
 		}
-		dst = jsontext.AppendString(dst, string(fd))
+		dst = jsonx.AppendQuote(dst, string(fd))
 		dst = append(dst, ':')
-		dst = jsontext.AppendString(dst, v)
+		dst = jsonx.AppendQuote(dst, v)
 		dst = append(dst, ',')
 	}
 	dst = append(dst, `"record":`...)
-	dst = appendRecord(dst, rec.Raw)
+	dst = jsonx.AppendJSONOrString(dst, rec.Raw)
 	return append(dst, '}'), nil
 }
 
@@ -118,7 +118,7 @@ func (f *Formatter) value(fd Field, rec *alert.Record) string {
 	case FieldKind:
 		return string(rec.Kind)
 	case FieldSeverity:
-		return severityName(rec.Severity)
+		return rec.Severity.String()
 	case FieldStatus:
 		return rec.Status
 	case FieldSubscriptionID:
@@ -131,27 +131,4 @@ func (f *Formatter) value(fd Field, rec *alert.Record) string {
 		}
 	}
 	return ""
-}
-
-func severityName(s alert.Severity) string {
-	switch s {
-	case alert.SeverityInformational:
-		return "Informational"
-	case alert.SeverityLow:
-		return "Low"
-	case alert.SeverityMedium:
-		return "Medium"
-	case alert.SeverityHigh:
-		return "High"
-	}
-	return ""
-}
-
-// appendRecord writes raw compacted and repaired (see jsontext.AppendCompact), or as a JSON
-// string if it is not JSON, so that every line is one valid JSON value.
-func appendRecord(dst []byte, raw []byte) []byte {
-	if out, ok := jsontext.AppendCompact(dst, raw); ok {
-		return out
-	}
-	return jsontext.AppendString(dst, string(raw))
 }

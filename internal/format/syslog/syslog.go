@@ -16,6 +16,7 @@ import (
 
 	"github.com/defender-siem/forwarder/internal/alert"
 	"github.com/defender-siem/forwarder/internal/format"
+	"github.com/defender-siem/forwarder/internal/jsonx"
 )
 
 var _ format.Formatter = (*Formatter)(nil)
@@ -65,38 +66,14 @@ func (f *Formatter) Format(dst []byte, rec *alert.Record) ([]byte, error) {
 // JSON are carried as they are. Either way the result is valid UTF-8 with no CR, LF or NUL.
 func AppendRawJSON(dst []byte, raw []byte) []byte {
 	from := len(dst)
-	// The alert scanner accepts exactly what encoding/json does, and checking then dropping
-	// whitespace is several times faster than json.Compact, which is most of a syslog
-	// message's cost.
-	if start := alert.SkipSpace(raw, 0); start < len(raw) {
-		if end, err := alert.ScanValue(raw, start, 0); err == nil && alert.SkipSpace(raw, end) == len(raw) {
-			return sanitizeLine(appendCompact(dst, raw[start:end]), from)
+	// As json.Compact has it: only well-formed JSON is compacted (a control character inside
+	// a string is not), and the bytes are kept, invalid UTF-8 aside.
+	if start := jsonx.SkipSpace(raw, 0); start < len(raw) {
+		if end, err := jsonx.Skip(raw, start, 0); err == nil && jsonx.SkipSpace(raw, end) == len(raw) {
+			return sanitizeLine(jsonx.AppendStripped(dst, raw[start:end]), from)
 		}
 	}
 	return sanitizeLine(append(dst, raw...), from)
-}
-
-// appendCompact appends the checked JSON value src without the whitespace between tokens, as
-// json.Compact does: strings and every other byte are copied as they are.
-func appendCompact(dst, src []byte) []byte {
-	run := 0
-	for i := 0; i < len(src); {
-		switch src[i] {
-		case ' ', '\t', '\n', '\r':
-			dst = append(dst, src[run:i]...)
-			i = alert.SkipSpace(src, i)
-			run = i
-		case '"':
-			end, err := alert.ScanValue(src, i, 0)
-			if err != nil { // cannot happen: src is checked
-				return append(dst, src[run:]...)
-			}
-			i = end
-		default:
-			i++
-		}
-	}
-	return append(dst, src[run:]...)
 }
 
 // Param is one SD-PARAM: a fixed, valid PARAM-NAME and its unescaped value.
