@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"testing"
 )
 
 // BuildHandler builds the handler binary into a new temporary directory, for a TestMain that
@@ -25,6 +26,20 @@ func BuildHandler() (string, func(), error) {
 		return "", nil, fmt.Errorf("building the handler: %w", err)
 	}
 	return bin, cleanup, nil
+}
+
+// MainWithHandler is a TestMain for tests that drive the real binary: it builds the handler
+// once, sets *bin to its path, runs the tests and removes the build.
+func MainWithHandler(m *testing.M, bin *string) {
+	b, cleanup, err := BuildHandler()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	*bin = b
+	code := m.Run()
+	cleanup()
+	os.Exit(code)
 }
 
 // SyncBuffer collects a process's output; it is safe to read while the process writes.
