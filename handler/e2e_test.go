@@ -29,17 +29,7 @@ import (
 
 var handlerBin string
 
-func TestMain(m *testing.M) {
-	bin, cleanup, err := testenv.BuildHandler()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	handlerBin = bin
-	code := m.Run()
-	cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.MainWithHandler(m, &handlerBin) }
 
 const token = "e2e-hec-token-5f1d2c9a"
 
