@@ -47,6 +47,16 @@ func (p *peer) acceptOpen() (relp.Frame, bool) {
 	return f, true
 }
 
+// firstFrame accepts the open and reads the frame after it; ok is false when the session
+// ended before.
+func (p *peer) firstFrame() (relp.Frame, bool) {
+	if _, ok := p.acceptOpen(); !ok {
+		return relp.Frame{}, false
+	}
+	f, err := p.read()
+	return f, err == nil
+}
+
 // fakeServer runs handle for every connection, in order: the nth connection gets handlers[n],
 // the last handler serves every connection after that.
 type fakeServer struct {
@@ -424,11 +434,8 @@ func TestPoisonMessageFailsAlone(t *testing.T) {
 func TestServerCloseHint(t *testing.T) {
 	got := &syncList{}
 	first := func(p *peer) {
-		if _, ok := p.acceptOpen(); !ok {
-			return
-		}
-		f, err := p.read()
-		if err != nil {
+		f, ok := p.firstFrame()
+		if !ok {
 			return
 		}
 		got.add(string(f.Data))
@@ -484,11 +491,8 @@ func TestNoAnswer(t *testing.T) {
 // The context ends while answers are outstanding: the unanswered fail as retryable timeouts.
 func TestContextEndsWithTransactionsOpen(t *testing.T) {
 	srv := serve(t, func(p *peer) {
-		if _, ok := p.acceptOpen(); !ok {
-			return
-		}
-		f, err := p.read()
-		if err != nil {
+		f, ok := p.firstFrame()
+		if !ok {
 			return
 		}
 		p.answer(f.Txnr, 200, "OK")
@@ -593,11 +597,8 @@ func TestBadOpenAnswers(t *testing.T) {
 func TestAnswerForUnknownTxnr(t *testing.T) {
 	got := &syncList{}
 	first := func(p *peer) {
-		if _, ok := p.acceptOpen(); !ok {
-			return
-		}
-		f, err := p.read()
-		if err != nil {
+		f, ok := p.firstFrame()
+		if !ok {
 			return
 		}
 		got.add(string(f.Data))
@@ -625,11 +626,8 @@ func TestIdleSessionClosedByServer(t *testing.T) {
 	gone := make(chan struct{})
 	first := func(p *peer) {
 		defer close(gone)
-		if _, ok := p.acceptOpen(); !ok {
-			return
-		}
-		f, err := p.read()
-		if err != nil {
+		f, ok := p.firstFrame()
+		if !ok {
 			return
 		}
 		got.add(string(f.Data))
@@ -666,6 +664,35 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
+// benchSend sends 1 KB messages in batches of 1000 to address with the given window, b.N in
+// all, reporting messages a second.
+func benchSend(b *testing.B, address string, window int) {
+	cfg := relp.DefaultConfig()
+	cfg.Address = address
+	cfg.Window = window
+	c, err := relp.New(cfg, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	msg := []byte("<134>1 2026-11-28T08:00:00Z fwd-1 defender - alert - " + strings.Repeat("x", 1000))
+	batch := make([][]byte, 1000)
+	for i := range batch {
+		batch[i] = msg
+	}
+	b.SetBytes(int64(len(msg)))
+	b.ResetTimer()
+	for sent := 0; sent < b.N; sent += len(batch) {
+		n := min(len(batch), b.N-sent)
+		for i, err := range c.Send(context.Background(), batch[:n]) {
+			if err != nil {
+				b.Fatalf("message %d: %v", i, err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
+
 // BenchmarkClient measures the client alone against a scripted server on loopback that answers
 // every message at once: the window's effect without a collector's cost.
 func BenchmarkClient(b *testing.B) {
@@ -685,30 +712,7 @@ func BenchmarkClient(b *testing.B) {
 					go answerAll(&syncList{})(&peer{t: b, conn: c, r: bufio.NewReader(c)})
 				}
 			}()
-			cfg := relp.DefaultConfig()
-			cfg.Address = ln.Addr().String()
-			cfg.Window = window
-			c, err := relp.New(cfg, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer c.Close()
-			msg := []byte("<134>1 2026-11-28T08:00:00Z fwd-1 defender - alert - " + strings.Repeat("x", 1000))
-			batch := make([][]byte, 1000)
-			for i := range batch {
-				batch[i] = msg
-			}
-			b.SetBytes(int64(len(msg)))
-			b.ResetTimer()
-			for sent := 0; sent < b.N; sent += len(batch) {
-				n := min(len(batch), b.N-sent)
-				for i, err := range c.Send(context.Background(), batch[:n]) {
-					if err != nil {
-						b.Fatalf("message %d: %v", i, err)
-					}
-				}
-			}
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+			benchSend(b, ln.Addr().String(), window)
 		})
 	}
 }

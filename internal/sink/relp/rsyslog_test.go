@@ -180,30 +180,7 @@ func BenchmarkImrelp(b *testing.B) {
 	rs := testenv.StartRsyslogRELP(b)
 	for _, window := range []int{1, 16, 128} {
 		b.Run(fmt.Sprintf("window %d", window), func(b *testing.B) {
-			cfg := relp.DefaultConfig()
-			cfg.Address = hostPort(rs.RELPAddress())
-			cfg.Window = window
-			c, err := relp.New(cfg, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer c.Close()
-			msg := []byte("<134>1 2026-11-28T08:00:00Z fwd-1 defender - alert - " + strings.Repeat("x", 1000))
-			batch := make([][]byte, 1000)
-			for i := range batch {
-				batch[i] = msg
-			}
-			b.SetBytes(int64(len(msg)))
-			b.ResetTimer()
-			for sent := 0; sent < b.N; sent += len(batch) {
-				n := min(len(batch), b.N-sent)
-				for i, err := range c.Send(context.Background(), batch[:n]) {
-					if err != nil {
-						b.Fatalf("message %d: %v", i, err)
-					}
-				}
-			}
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+			benchSend(b, hostPort(rs.RELPAddress()), window)
 		})
 	}
 }
