@@ -54,9 +54,9 @@ func records(t testing.TB) map[string]*alert.Record {
 	}
 }
 
-// cleanSD is what an SD value reads back as: invalid bytes as U+FFFD, control characters
-// as spaces.
-func cleanSD(s string) string {
+// cleaned is what an SD value or a CEF header field reads back as: invalid bytes as U+FFFD,
+// control characters as spaces.
+func cleaned(s string) string {
 	var sb strings.Builder
 	for i := 0; i < len(s); {
 		r, n := utf8.DecodeRuneInString(s[i:])
@@ -163,8 +163,8 @@ func TestRFC5424ThroughRsyslog(t *testing.T) {
 					t.Errorf("%s: SD %v, want %d params", names[i], m.SD, len(params))
 				}
 				for _, p := range params {
-					if el[p.Name] != cleanSD(p.Value) {
-						t.Errorf("%s: SD %s = %q, want %q", names[i], p.Name, el[p.Name], cleanSD(p.Value))
+					if el[p.Name] != cleaned(p.Value) {
+						t.Errorf("%s: SD %s = %q, want %q", names[i], p.Name, el[p.Name], cleaned(p.Value))
 					}
 				}
 			}
@@ -229,24 +229,6 @@ func cleanExt(s string, max int) string {
 	return strings.TrimRight(string(out), " ")
 }
 
-// cleanHeader is what a CEF header field reads back as.
-func cleanHeader(s string) string {
-	var sb strings.Builder
-	for i := 0; i < len(s); {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && n == 1:
-			sb.WriteRune(utf8.RuneError)
-		case r < 0x20 || r == 0x7f || (r >= 0x80 && r <= 0x9f):
-			sb.WriteByte(' ')
-		default:
-			sb.WriteString(s[i : i+n])
-		}
-		i += n
-	}
-	return sb.String()
-}
-
 func TestCEFThroughRsyslog(t *testing.T) {
 	recs := records(t)
 	r := testenv.StartRsyslog(t)
@@ -291,10 +273,10 @@ func TestCEFThroughRsyslog(t *testing.T) {
 					if fmt.Sprint(gotHdr) != fmt.Sprint(wantHdr) {
 						t.Errorf("header %q", gotHdr)
 					}
-					if rec.Alert != nil && m.CEF.SignatureID != cleanHeader(rec.Alert.AlertType) {
-						t.Errorf("SignatureID %q, want %q", m.CEF.SignatureID, cleanHeader(rec.Alert.AlertType))
+					if rec.Alert != nil && m.CEF.SignatureID != cleaned(rec.Alert.AlertType) {
+						t.Errorf("SignatureID %q, want %q", m.CEF.SignatureID, cleaned(rec.Alert.AlertType))
 					}
-					if name := cleanHeader(rec.DisplayName); m.CEF.Name != name {
+					if name := cleaned(rec.DisplayName); m.CEF.Name != name {
 						t.Errorf("Name %q, want %q", m.CEF.Name, name)
 					}
 					want := map[string]string{}
