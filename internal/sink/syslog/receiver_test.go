@@ -54,6 +54,20 @@ func records(t testing.TB) map[string]*alert.Record {
 	}
 }
 
+// sendThrough sends batch to r over tr and returns what rsyslog wrote of it, message for
+// message, after the seen messages of earlier rounds.
+func sendThrough(t *testing.T, r *testenv.Rsyslog, tr transport, batch [][]byte, seen *int) []testenv.RsyslogMessage {
+	t.Helper()
+	c := rsyslogClient(t, r, tr, nil)
+	allNil(t, c.Send(context.Background(), batch))
+	got := r.Messages(t, *seen+len(batch), wait)[*seen:]
+	*seen += len(got)
+	if len(got) != len(batch) {
+		t.Fatalf("rsyslog got %d messages, want %d", len(got), len(batch))
+	}
+	return got
+}
+
 // cleaned is what an SD value or a CEF header field reads back as: invalid bytes as U+FFFD,
 // control characters as spaces.
 func cleaned(s string) string {
@@ -126,13 +140,7 @@ func TestRFC5424ThroughRsyslog(t *testing.T) {
 			// framing turns the line breaks into spaces so it stays one message.
 			multi := "<14>1 2024-06-03T12:00:00Z fwd-1 app - multi - \xef\xbb\xbfline1\nline2\r\n<13>1 2024-06-03T12:00:00Z forged app - - - injected"
 			batch = append(batch, []byte(multi))
-			c := rsyslogClient(t, r, tr, nil)
-			allNil(t, c.Send(context.Background(), batch))
-			got := r.Messages(t, seen+len(batch), wait)[seen:]
-			seen += len(got)
-			if len(got) != len(batch) {
-				t.Fatalf("rsyslog got %d messages, want %d", len(got), len(batch))
-			}
+			got := sendThrough(t, r, tr, batch, &seen)
 			for i, sent := range batch {
 				m := got[i]
 				want := string(sent)
@@ -253,13 +261,7 @@ func TestCEFThroughRsyslog(t *testing.T) {
 					batch = append(batch, out)
 					sent = append(sent, rec)
 				}
-				c := rsyslogClient(t, r, tr, nil)
-				allNil(t, c.Send(context.Background(), batch))
-				got := r.Messages(t, seen+len(batch), wait)[seen:]
-				seen += len(got)
-				if len(got) != len(batch) {
-					t.Fatalf("rsyslog got %d messages, want %d", len(got), len(batch))
-				}
+				got := sendThrough(t, r, tr, batch, &seen)
 				for i, rec := range sent {
 					m := got[i]
 					if m.Fields["rawmsg"] != string(batch[i]) {
