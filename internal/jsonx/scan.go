@@ -235,22 +235,80 @@ func specialMask(w uint64) uint64 {
 	return (zeroQ | zeroB | ctl) & highs
 }
 
+// skipObject and skipArray spell out the walks of walkMembers and WalkElements instead of
+// calling them with a closure: they recurse, the compiler then moves every such closure to
+// the heap, and that doubled the allocations of parsing a record.
 func skipObject(d []byte, i, depth int) (int, error) {
 	if depth > MaxDepth {
 		return i, syntaxErr(i, "nesting too deep")
 	}
-	return walkMembers(d, i, func(_ []byte, _ bool, vs int) (int, error) {
-		return Skip(d, vs, depth)
-	})
+	i = SkipSpace(d, i+1)
+	if i < len(d) && d[i] == '}' {
+		return i + 1, nil
+	}
+	for {
+		if i >= len(d) {
+			return i, syntaxErr(i, "unexpected end of input in object")
+		}
+		if d[i] != '"' {
+			return i, syntaxErr(i, "object key is not a string")
+		}
+		var err error
+		if i, _, err = SkipString(d, i); err != nil {
+			return i, err
+		}
+		i = SkipSpace(d, i)
+		if i >= len(d) || d[i] != ':' {
+			return i, syntaxErr(i, "missing colon after object key")
+		}
+		if i, err = Skip(d, SkipSpace(d, i+1), depth); err != nil {
+			return i, err
+		}
+		if i, err = afterMember(d, i, '}'); err != nil || d[i-1] == '}' {
+			return i, err
+		}
+	}
 }
 
 func skipArray(d []byte, i, depth int) (int, error) {
 	if depth > MaxDepth {
 		return i, syntaxErr(i, "nesting too deep")
 	}
-	return WalkElements(d, i, func(vs int) (int, error) {
-		return Skip(d, vs, depth)
-	})
+	i = SkipSpace(d, i+1)
+	if i < len(d) && d[i] == ']' {
+		return i + 1, nil
+	}
+	for {
+		var err error
+		if i, err = Skip(d, i, depth); err != nil {
+			return i, err
+		}
+		if i, err = afterMember(d, i, ']'); err != nil || d[i-1] == ']' {
+			return i, err
+		}
+	}
+}
+
+// afterMember reads what follows a member or element ending at d[i]: a comma, after which it
+// returns the index of the next one, or the closer, after which it returns the index past it.
+func afterMember(d []byte, i int, closer byte) (int, error) {
+	i = SkipSpace(d, i)
+	if i >= len(d) {
+		if closer == '}' {
+			return i, syntaxErr(i, "unexpected end of input in object")
+		}
+		return i, syntaxErr(i, "unexpected end of input in array")
+	}
+	switch d[i] {
+	case ',':
+		return SkipSpace(d, i+1), nil
+	case closer:
+		return i + 1, nil
+	}
+	if closer == '}' {
+		return i, syntaxErr(i, "expected comma or end of object")
+	}
+	return i, syntaxErr(i, "expected comma or end of array")
 }
 
 // walkMembers checks the object starting at d[i] ('{') member by member and returns the index
@@ -334,15 +392,31 @@ func WalkElements(d []byte, i int, value func(vs int) (int, error)) (int, error)
 // every member, in order. It returns the index just past the object, so that a caller can
 // check an object and read its members in a single pass.
 func EachMember(obj []byte, depth int, fn func(key, val []byte, esc bool)) (int, error) {
-	return EachMemberLazy(obj, depth, func(key []byte, esc bool) (func([]byte) (int, error), bool) {
-		return func(rest []byte) (int, error) {
-			ve, err := Skip(rest, 0, depth+1)
-			if err == nil {
-				fn(key, rest[:ve], esc)
-			}
-			return ve, err
-		}, true
+	if err := checkOpen(obj, '{', depth); err != nil {
+		return 0, err
+	}
+	return walkMembers(obj, 0, func(key []byte, esc bool, vs int) (int, error) {
+		ve, err := Skip(obj, vs, depth+1)
+		if err == nil {
+			fn(key, obj[vs:ve], esc)
+		}
+		return ve, err
 	})
+}
+
+// checkOpen checks that d starts a container with open and that one more level of nesting is
+// allowed.
+func checkOpen(d []byte, open byte, depth int) error {
+	if len(d) == 0 || d[0] != open {
+		if open == '{' {
+			return syntaxErr(0, "not an object")
+		}
+		return syntaxErr(0, "not an array")
+	}
+	if depth+1 > MaxDepth {
+		return syntaxErr(0, "nesting too deep")
+	}
+	return nil
 }
 
 // EachMemberLazy is EachMember for callers that want to read a large value once instead of
@@ -351,11 +425,8 @@ func EachMember(obj []byte, depth int, fn func(key, val []byte, esc bool)) (int,
 // first byte on and must check the value and return the index just past it (relative to what
 // it was given). Otherwise the value is skipped.
 func EachMemberLazy(obj []byte, depth int, fn func(key []byte, esc bool) (func(rest []byte) (int, error), bool)) (int, error) {
-	if len(obj) == 0 || obj[0] != '{' {
-		return 0, syntaxErr(0, "not an object")
-	}
-	if depth+1 > MaxDepth {
-		return 0, syntaxErr(0, "nesting too deep")
+	if err := checkOpen(obj, '{', depth); err != nil {
+		return 0, err
 	}
 	return walkMembers(obj, 0, func(key []byte, esc bool, vs int) (int, error) {
 		scan, ok := fn(key, esc)
@@ -374,11 +445,8 @@ func EachMemberLazy(obj []byte, depth int, fn func(key []byte, esc bool) (func(r
 // objects enclose it) and calls fn with the raw bytes of every element, in order. It returns
 // the index just past the array.
 func EachElement(arr []byte, depth int, fn func(val []byte)) (int, error) {
-	if len(arr) == 0 || arr[0] != '[' {
-		return 0, syntaxErr(0, "not an array")
-	}
-	if depth+1 > MaxDepth {
-		return 0, syntaxErr(0, "nesting too deep")
+	if err := checkOpen(arr, '[', depth); err != nil {
+		return 0, err
 	}
 	return WalkElements(arr, 0, func(vs int) (int, error) {
 		ve, err := Skip(arr, vs, depth+1)
