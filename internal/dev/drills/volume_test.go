@@ -46,7 +46,10 @@ func TestTenThousandRecordsInOneInvocation(t *testing.T) {
 		arr.WriteByte(']')
 		bodies = append(bodies, arr.Bytes())
 	}
-	res := h.mustSucceed(t, h.invoke(t, batch(bodies, 1), 0, 3*time.Minute))
+	// Bounded well inside the 10-minute budget the handler answers by: under -race on a
+	// loaded 2-core machine the drill has taken 3.5 minutes (10,000 dead letters beside the
+	// deliveries), and what it checks is the accounting, not the speed.
+	res := h.mustSucceed(t, h.invoke(t, batch(bodies, 1), 0, 6*time.Minute))
 	t.Logf("%d records in %v: %v", len(ids), res.Elapsed, res.Response.Logs)
 	all := r.account(
 		ledger{Dest: "splunk", Want: ids, Delivered: hecIDs(t, good)},
