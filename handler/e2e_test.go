@@ -86,9 +86,10 @@ func eventually(bound time.Duration, cond func() bool) bool {
 }
 
 // sharedSamples are the public Defender samples (internal/dev/samples) every forwarding test
-// sends after the handler's own bodies in testdata/.
+// sends after the handler's own bodies in testdata/: the REST API's alert (the ARM shape),
+// then the Elastic integration's records.
 var sharedSamples = []string{
-	"elastic_eventhub_alert.json", "elastic_eventhub_assessment.json",
+	"restapi_alert.json", "elastic_eventhub_alert.json", "elastic_eventhub_assessment.json",
 	"elastic_eventhub_regulatorycompliance_assessment.json", "elastic_eventhub_securescorecontrol.json",
 	"elastic_eventhub_subassessment.json",
 }
@@ -170,7 +171,7 @@ func TestForwardsEverySampleToHEC(t *testing.T) {
 	}
 	// Each sample arrives once, its event the original record, with the sourcetype for its kind.
 	wantType := map[string]string{
-		"activitylog-records.json": "mscs:azure:security:alert", "alert-arm-shape.json": "mscs:azure:security:alert",
+		"activitylog-records.json": "mscs:azure:security:alert", "restapi_alert.json": "mscs:azure:security:alert",
 		"elastic_eventhub_alert.json": "mscs:azure:security:alert", "elastic_eventhub_assessment.json": "mscs:azure:security:recommendation",
 	}
 	got := map[string]hecrecv.Event{}
