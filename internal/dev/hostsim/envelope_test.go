@@ -3,13 +3,13 @@ package hostsim
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/defender-siem/forwarder/internal/dev/samples"
 )
 
 var (
@@ -74,11 +74,7 @@ func decode(t *testing.T, raw []byte) map[string]any {
 
 func captured(t *testing.T, name string) map[string]any {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return decode(t, raw)
+	return decode(t, samples.Read(t, name))
 }
 
 // The timer and HTTP invocations hostsim builds have the shape of the ones a real host sent.

@@ -1,9 +1,11 @@
-// Package samples holds the one copy of the public Defender for Cloud export payloads that the
-// tests of several packages read: the Elastic integration's Event Hub samples (an alert with
-// 27 entities, an assessment, a sub-assessment, a regulatory compliance assessment, a secure
-// score control), the alert of Microsoft's continuous-export README and the alert of the
-// Azure REST API's example (restapi_alert.json, the response body). Provenance is in
-// internal/alert/testdata/README.md. Each package's testdata/ keeps only what is its own.
+// Package samples holds the one copy of the public payloads that the tests of several packages
+// read: two invocation bodies a real Functions host sent (timer-invocation.json,
+// http-invocation.json) and Defender for Cloud exports, namely the Elastic integration's Event
+// Hub samples (an alert with 27 entities, an assessment, a sub-assessment, a regulatory
+// compliance assessment, a secure score control), the alert of Microsoft's continuous-export
+// README and the alert of the Azure REST API's example (restapi_alert.json, the response
+// body). README.md says where each comes from. Each package's testdata/ keeps only what is its
+// own.
 package samples
 
 import (
