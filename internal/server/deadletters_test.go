@@ -8,14 +8,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/defender-siem/forwarder/internal/deadletter"
 	"github.com/defender-siem/forwarder/internal/dev/hostsim"
+	"github.com/defender-siem/forwarder/internal/dev/samples"
 	"github.com/defender-siem/forwarder/internal/operator"
 	"github.com/defender-siem/forwarder/internal/replay"
 )
@@ -133,25 +132,16 @@ func TestDeadLettersListQuery(t *testing.T) {
 	}
 }
 
-func readCapture(t *testing.T, name string) []byte {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
-}
-
 // Envelopes exactly as a real host sent them are understood: the timer's runs a replay, the
 // HTTP one (a POST without an action) gets the function's help as a 404 in its res output.
 func TestRealHostCaptures(t *testing.T) {
 	op := &fakeOperator{}
 	h := New(&recorder{}, op, Options{FunctionTimeout: time.Minute, MaxRequestBytes: 1 << 20})
-	code, _, logs := invoke(t, h, ReplayFunction, readCapture(t, "timer-invocation.json"))
+	code, _, logs := invoke(t, h, ReplayFunction, samples.Read(t, "timer-invocation.json"))
 	if code != http.StatusOK || !strings.Contains(logs, "replay: considered=2 delivered=2") || op.req.Limit != ReplayBatch {
 		t.Errorf("timer: HTTP %d, logs %q, request %+v", code, logs, op.req)
 	}
-	code, status, body := invoke(t, h, DeadLettersFunction, readCapture(t, "http-invocation.json"))
+	code, status, body := invoke(t, h, DeadLettersFunction, samples.Read(t, "http-invocation.json"))
 	if code != http.StatusOK || status != "404" || !strings.Contains(body, "use GET deadletters") {
 		t.Errorf("http: HTTP %d, res %s %s", code, status, body)
 	}
