@@ -100,13 +100,23 @@ func lookup(m map[string]json.RawMessage, key string) (json.RawMessage, bool) {
 
 // decodeBodies returns the message bodies the trigger value raw carries; raw must be valid
 // JSON, as ParseInvokeRequest and encoding/json leave it. Bodies arrive escaped twice (a string
-// in an array in a string), so a batch is decoded in two linear passes over one buffer: the
-// outer string into it, then every element in place over that text, which never grows because
-// the first pass leaves only valid UTF-8. The bodies share the buffer. text is raw's content
-// when already decoded, or nil.
-func decodeBodies(raw, text []byte) ([][]byte, error) {
+// in an array in a string). ParseInvokeRequest undoes both layers of a large batch in one pass
+// where it can (dec.elems); otherwise a batch is decoded in two linear passes over one buffer:
+// the outer string into it (or dec.text, when ParseInvokeRequest already did that), then every
+// element in place over that text, which never grows because the first pass leaves only valid
+// UTF-8. The bodies share the buffer.
+func decodeBodies(raw []byte, dec decodedString) ([][]byte, error) {
 	raw = bytes.TrimSpace(raw)
+	if dec.elems != nil {
+		return binaryBodies(dec.elems), nil
+	}
+	text := dec.text
 	if len(raw) > 0 && raw[0] == '"' {
+		if text == nil && utf8.Valid(raw) {
+			if _, elems, end, ok := jsonx.AppendNestedStrings(make([]byte, 0, len(raw)), raw, 0); ok && end == len(raw) {
+				return binaryBodies(elems), nil
+			}
+		}
 		if text == nil {
 			var end int
 			var err error
@@ -195,6 +205,16 @@ func splitArray(arr, buf []byte, validUTF8 bool) ([][]byte, bool) {
 			return nil, false
 		}
 	}
+}
+
+// binaryBodies replaces each element that is a body in base64 (see binaryBody) by its bytes.
+func binaryBodies(elems [][]byte) [][]byte {
+	for i, e := range elems {
+		if b, ok := binaryBody(e); ok {
+			elems[i] = b
+		}
+	}
+	return elems
 }
 
 // binaryBody decodes s when it is a body in base64. With dataType string the element is the

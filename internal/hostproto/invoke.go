@@ -22,24 +22,28 @@ type InvokeRequest struct {
 	decoded []decodedString
 }
 
+// decodedString is a large string of Data, decoded: either its elements, when it held an
+// array of strings (a batch as the host sends it) and both layers were undone in one pass, or
+// its text.
 type decodedString struct {
 	raw, text []byte
+	elems     [][]byte
 }
 
 // decodedMinBytes is the size from which a string in Data is decoded as it is checked: the
 // trigger value of any real batch, and nothing small enough to be cheaper to skip.
 const decodedMinBytes = 1024
 
-// takeDecoded returns the content of raw when ParseInvokeRequest already decoded it, and
-// forgets it: the caller decodes the events in place over it, so it can serve only once.
-func (r *InvokeRequest) takeDecoded(raw []byte) []byte {
+// takeDecoded returns what ParseInvokeRequest decoded of raw, if anything, and forgets it:
+// the caller decodes the events in place over it, so it can serve only once.
+func (r *InvokeRequest) takeDecoded(raw []byte) decodedString {
 	for k, d := range r.decoded {
 		if len(d.raw) == len(raw) && len(raw) > 0 && &d.raw[0] == &raw[0] {
 			r.decoded = append(r.decoded[:k], r.decoded[k+1:]...)
-			return d.text
+			return d
 		}
 	}
-	return nil
+	return decodedString{}
 }
 
 // ParseInvokeRequest decodes an invocation body exactly as encoding/json's Decoder decodes it
@@ -91,6 +95,13 @@ func ParseInvokeRequest(body []byte) (InvokeRequest, error) {
 						var end int
 						var err error
 						if decode && v[0] == '"' && len(v) >= decodedMinBytes {
+							if validUTF8 {
+								if _, elems, n, ok := jsonx.AppendNestedStrings(make([]byte, 0, len(v)), v, 0); ok {
+									req.decoded = append(req.decoded, decodedString{raw: v[:n:n], elems: elems})
+									m[name] = json.RawMessage(v[:n:n])
+									return n, nil
+								}
+							}
 							var text []byte
 							text, end, err = jsonx.AppendDecoded(make([]byte, 0, len(v)), v, 0, validUTF8)
 							if err == nil && end >= decodedMinBytes {
