@@ -11,6 +11,7 @@
 package syslog
 
 import (
+	"encoding/binary"
 	"fmt"
 	"strings"
 
@@ -65,6 +66,14 @@ func (f *Formatter) Format(dst []byte, rec *alert.Record) ([]byte, error) {
 // AppendRawJSON appends the record's original JSON compacted to one line. Bytes that are not
 // JSON are carried as they are. Either way the result is valid UTF-8 with no CR, LF or NUL.
 func AppendRawJSON(dst []byte, raw []byte) []byte {
+	// Without a control byte anywhere (the common, compact record) the one-pass compactor
+	// gives the same line: it replaces invalid UTF-8 as sanitizeLine would, and what it would
+	// repair beyond that needs a control byte.
+	if !hasControlByte(raw) {
+		if out, ok := jsonx.AppendCompact(dst, raw); ok {
+			return out
+		}
+	}
 	from := len(dst)
 	// As json.Compact has it: only well-formed JSON is compacted (a control character inside
 	// a string is not), and the bytes are kept, invalid UTF-8 aside.
@@ -74,6 +83,25 @@ func AppendRawJSON(dst []byte, raw []byte) []byte {
 		}
 	}
 	return sanitizeLine(append(dst, raw...), from)
+}
+
+// hasControlByte reports whether b holds a byte below 0x20 (a tab and a line break included),
+// eight bytes at a time.
+func hasControlByte(b []byte) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		w := binary.LittleEndian.Uint64(b[i:])
+		if (w-ones*0x20)&^w&highs != 0 {
+			return true
+		}
+	}
+	for ; i < len(b); i++ {
+		if b[i] < 0x20 {
+			return true
+		}
+	}
+	return false
 }
 
 // Param is one SD-PARAM: a fixed, valid PARAM-NAME and its unescaped value.
