@@ -28,17 +28,7 @@ func TestStoreGoesAwayDuringAnInvocation(t *testing.T) {
 	hec.Hang()
 	bodies, ids := alerts(t, "store", pick(10, 100))
 	b := batch(bodies, 100)
-	done := make(chan hostsim.Result, 1)
-	go func() {
-		env, _ := b.Envelope(nil)
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		res, err := h.host.Invoke(ctx, "ForwardAlerts", env)
-		if err != nil {
-			t.Errorf("invoke: %v", err)
-		}
-		done <- res
-	}()
+	done := invokeAsync(t, h, b, time.Minute, "invoke")
 	if !poll(10*time.Second, func() bool { return hec.Held() > 0 }) {
 		t.Fatalf("the delivery never reached the receiver\n%s", h.output())
 	}
@@ -82,18 +72,55 @@ func TestSIGTERMFinishesTheInvocationInFlight(t *testing.T) {
 	hec.Delay(pick(time.Second, 3*time.Second))
 	h := r.start()
 	bodies, ids := alerts(t, "sigterm-finish", pick(20, 100))
+	done := invokeAsync(t, h, batch(bodies, 1), time.Minute, "in-flight invocation")
+	terminateWhen(t, h, func() bool { return hec.Requests() > 0 })
+	res := <-done
+	if !res.Succeeded() {
+		t.Fatalf("in-flight invocation: HTTP %d %s\n%s", res.Status, res.Body, h.output())
+	}
+	exited(t, h)
+	r.account(ledger{Dest: "splunk", Want: ids, Delivered: hecIDs(t, hec)})
+}
+
+// invokeAsync runs the invocation of b on h in the background, within timeout; its result
+// arrives on the channel. An error fails the test, named what, unless what is "": a drill
+// that kills the handler expects one.
+func invokeAsync(t *testing.T, h *handler, b hostsim.Batch, timeout time.Duration, what string) <-chan hostsim.Result {
 	done := make(chan hostsim.Result, 1)
 	go func() {
-		env, _ := batch(bodies, 1).Envelope(nil)
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		env, _ := b.Envelope(nil)
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		res, err := h.host.Invoke(ctx, "ForwardAlerts", env)
-		if err != nil {
-			t.Errorf("in-flight invocation: %v", err)
+		if err != nil && what != "" {
+			t.Errorf("%s: %v", what, err)
 		}
 		done <- res
 	}()
-	if !poll(10*time.Second, func() bool { return hec.Requests() > 0 }) {
+	return done
+}
+
+// invokeBatchAsync is invokeAsync for InvokeBatch, whose results (nil after an error that
+// failed the test) arrive on the channel.
+func invokeBatchAsync(t *testing.T, h *handler, b hostsim.Batch, timeout time.Duration) <-chan []hostsim.Result {
+	done := make(chan []hostsim.Result, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		res, err := h.host.InvokeBatch(ctx, "ForwardAlerts", b, 0)
+		if err != nil {
+			t.Errorf("invoke: %v", err)
+		}
+		done <- res
+	}()
+	return done
+}
+
+// terminateWhen sends h SIGTERM once reached reports the delivery under way, waits for the
+// handler to say it is shutting down, and checks that it takes no new invocation.
+func terminateWhen(t *testing.T, h *handler, reached func() bool) {
+	t.Helper()
+	if !poll(10*time.Second, reached) {
 		t.Fatalf("the delivery never reached the receiver\n%s", h.output())
 	}
 	if err := h.host.Signal(syscall.SIGTERM); err != nil {
@@ -101,12 +128,6 @@ func TestSIGTERMFinishesTheInvocationInFlight(t *testing.T) {
 	}
 	h.waitLog(t, 10*time.Second, "shutting down")
 	refused(t, h)
-	res := <-done
-	if !res.Succeeded() {
-		t.Fatalf("in-flight invocation: HTTP %d %s\n%s", res.Status, res.Body, h.output())
-	}
-	exited(t, h)
-	r.account(ledger{Dest: "splunk", Want: ids, Delivered: hecIDs(t, hec)})
 }
 
 // refused checks that a stopping handler takes no new invocation.
@@ -151,25 +172,8 @@ func TestSIGTERMFailsAStuckInvocationAndTheHostRetries(t *testing.T) {
 	h := r.start()
 	bodies, ids := alerts(t, "sigterm-stuck", pick(20, 200))
 	b := batch(bodies, 1)
-	done := make(chan hostsim.Result, 1)
-	go func() {
-		env, _ := b.Envelope(nil)
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		res, err := h.host.Invoke(ctx, "ForwardAlerts", env)
-		if err != nil {
-			t.Errorf("in-flight invocation: %v", err)
-		}
-		done <- res
-	}()
-	if !poll(10*time.Second, func() bool { return hec.Held() > 0 }) {
-		t.Fatalf("the delivery never reached the receiver\n%s", h.output())
-	}
-	if err := h.host.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	h.waitLog(t, 10*time.Second, "shutting down")
-	refused(t, h)
+	done := invokeAsync(t, h, b, time.Minute, "in-flight invocation")
+	terminateWhen(t, h, func() bool { return hec.Held() > 0 })
 	res := <-done
 	exited(t, h)
 	hec.Release()
@@ -255,17 +259,7 @@ func TestStoreFailsMidWriteThenTheRetryDelivers(t *testing.T) {
 	hec.Refuse(400)
 	bodies, ids := alerts(t, "midwrite", pick(3000, 10000))
 	b := batch(bodies, 1)
-	done := make(chan hostsim.Result, 1)
-	go func() {
-		env, _ := b.Envelope(nil)
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		res, err := h.host.Invoke(ctx, "ForwardAlerts", env)
-		if err != nil {
-			t.Errorf("invoke: %v", err)
-		}
-		done <- res
-	}()
+	done := invokeAsync(t, h, b, 2*time.Minute, "invoke")
 	if !poll(time.Minute, func() bool { return r.anyEntity() }) {
 		t.Fatalf("no dead letter was ever written\n%s", h.output())
 	}

@@ -29,15 +29,8 @@ func TestRedeliveredBatchAfterAKillIsNotReplayedTwice(t *testing.T) {
 	// Enough records that writing their letters takes a while, so the kill lands among them.
 	bodies, ids := alerts(t, "redeliver", pick(2000, 10000))
 	b := batch(bodies, 7000)
-	done := make(chan hostsim.Result, 1)
-	go func() {
-		env, _ := b.Envelope(nil)
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		// The kill cuts the connection: an error here is what the drill expects.
-		res, _ := h1.host.Invoke(ctx, "ForwardAlerts", env)
-		done <- res
-	}()
+	// The kill cuts the connection: an error here is what the drill expects.
+	done := invokeAsync(t, h1, b, 2*time.Minute, "")
 	store := r.store()
 	if !poll(time.Minute, func() bool { return anyLetter(store, "splunk") }) {
 		t.Fatalf("no dead letter was ever written\n%s", h1.output())

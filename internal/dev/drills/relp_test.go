@@ -1,14 +1,12 @@
 package drills
 
 import (
-	"context"
 	"fmt"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/defender-siem/forwarder/internal/dev/hostsim"
 	"github.com/defender-siem/forwarder/internal/dev/testenv"
 )
 
@@ -52,16 +50,7 @@ func TestRELPCollectorKilledMidWindow(t *testing.T) {
 					ids = append(ids, id)
 					bodies = append(bodies, alertRecord(t, id, strings.Repeat("r", 500)))
 				}
-				done := make(chan []hostsim.Result, 1)
-				go func() {
-					ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-					defer cancel()
-					res, err := h.host.InvokeBatch(ctx, "ForwardAlerts", batch(bodies, 1), 0)
-					if err != nil {
-						t.Errorf("invoke: %v", err)
-					}
-					done <- res
-				}()
+				done := invokeBatchAsync(t, h, batch(bodies, 1), 3*time.Minute)
 				// Kill as soon as records arrive: the session is then open with a window in flight
 				// (checked below in the logs). The poll only looks at the file's size, so it reacts
 				// within milliseconds however large the output grows.

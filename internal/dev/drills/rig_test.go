@@ -16,23 +16,14 @@ import (
 	"github.com/defender-siem/forwarder/internal/deadletter"
 	"github.com/defender-siem/forwarder/internal/dev/hecrecv"
 	"github.com/defender-siem/forwarder/internal/dev/hostsim"
+	"github.com/defender-siem/forwarder/internal/dev/samples"
 	"github.com/defender-siem/forwarder/internal/dev/testenv"
 )
 
 var handlerBin string
 
 // TestMain builds the real handler once; every drill runs that binary as the host would.
-func TestMain(m *testing.M) {
-	bin, cleanup, err := testenv.BuildHandler()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	handlerBin = bin
-	code := m.Run()
-	cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.MainWithHandler(m, &handlerBin) }
 
 // soak reports whether the long variants were asked for.
 func soak() bool { return os.Getenv("DRILLS_SOAK") == "1" }
@@ -216,12 +207,8 @@ var (
 func alertRecord(t testing.TB, id, extra string) []byte {
 	t.Helper()
 	templateOnce.Do(func() {
-		raw, err := os.ReadFile("testdata/alert.json")
-		if err == nil {
-			err = json.Unmarshal(raw, &template)
-		}
-		if err != nil {
-			panic(fmt.Sprintf("testdata/alert.json: %v", err))
+		if err := json.Unmarshal(samples.Read(t, "elastic_eventhub_alert.json"), &template); err != nil {
+			panic(fmt.Sprintf("elastic_eventhub_alert.json: %v", err))
 		}
 	})
 	rec := make(map[string]any, len(template))

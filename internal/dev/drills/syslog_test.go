@@ -1,7 +1,6 @@
 package drills
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"strconv"
@@ -10,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/defender-siem/forwarder/internal/dev/hostsim"
 	"github.com/defender-siem/forwarder/internal/dev/testenv"
 )
 
@@ -91,16 +89,7 @@ func TestSyslogCollectorRestartsBetweenBatches(t *testing.T) {
 		markTLS := h.lines("delivery attempt failed", `"destination":"ceftls"`)
 		bodies, ids := alerts(t, fmt.Sprintf("restart-%d", c), pick(20, 200))
 		want = append(want, ids...)
-		done := make(chan []hostsim.Result, 1)
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			res, err := h.host.InvokeBatch(ctx, "ForwardAlerts", batch(bodies, int64(c*1000+500)), 0)
-			if err != nil {
-				t.Errorf("invoke: %v", err)
-			}
-			done <- res
-		}()
+		done := invokeBatchAsync(t, h, batch(bodies, int64(c*1000+500)), time.Minute)
 		// Restart only once both destinations have seen it down.
 		if !poll(30*time.Second, func() bool {
 			return h.lines("delivery attempt failed", `"destination":"sltcp"`) > markTCP &&
@@ -145,16 +134,7 @@ func TestSyslogCollectorRestartsMidBatch(t *testing.T) {
 				ids = append(ids, id)
 				bodies = append(bodies, alertRecord(t, id, pad))
 			}
-			done := make(chan []hostsim.Result, 1)
-			go func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-				defer cancel()
-				res, err := h.host.InvokeBatch(ctx, "ForwardAlerts", batch(bodies, 1), 0)
-				if err != nil {
-					t.Errorf("invoke: %v", err)
-				}
-				done <- res
-			}()
+			done := invokeBatchAsync(t, h, batch(bodies, 1), 2*time.Minute)
 			// Stop the collector as soon as it has written something: the batch is then in
 			// flight.
 			if !poll(time.Minute, func() bool { return len(done) > 0 || len(rs.Messages(t, 0, 0)) > 0 }) {
