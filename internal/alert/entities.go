@@ -266,6 +266,21 @@ func (dec *entityDecoder) object(d []byte, i, depth int) (any, int) {
 	return m, end
 }
 
+// child resolves one value held by a map or a slice; replace says whether the container must
+// hold nc in its place (an $id object or a reference) rather than keep it (a map or slice is
+// resolved in place).
+func (dec *entityDecoder) child(c any) (nc any, replace bool, n int) {
+	switch c.(type) {
+	case map[string]any, []any:
+		_, n = dec.resolve(c)
+		return c, false, n
+	case *idObj, *refNode:
+		nc, n = dec.resolve(c)
+		return nc, true, n
+	}
+	return c, false, 1
+}
+
 // resolve replaces, in place, every idObj and refNode inside v by the map it stands for and
 // returns v's replacement with its expanded size.
 //
@@ -278,34 +293,21 @@ func (dec *entityDecoder) resolve(v any) (any, int) {
 	case map[string]any:
 		n := 1
 		for k, c := range x {
-			switch c.(type) {
-			case map[string]any, []any:
-				// Resolved in place: the map or slice itself stays.
-				_, cn := dec.resolve(c)
-				n += cn
-			case *idObj, *refNode:
-				nc, cn := dec.resolve(c)
+			nc, replace, cn := dec.child(c)
+			if replace {
 				x[k] = nc
-				n += cn
-			default:
-				n++
 			}
+			n += cn
 		}
 		return x, n
 	case []any:
 		n := 1
 		for i, c := range x {
-			switch c.(type) {
-			case map[string]any, []any:
-				_, cn := dec.resolve(c)
-				n += cn
-			case *idObj, *refNode:
-				nc, cn := dec.resolve(c)
+			nc, replace, cn := dec.child(c)
+			if replace {
 				x[i] = nc
-				n += cn
-			default:
-				n++
 			}
+			n += cn
 		}
 		return x, n
 	case *idObj:

@@ -340,17 +340,8 @@ func walkMembers(d []byte, i int, value func(key []byte, esc bool, vs int) (int,
 		if err != nil {
 			return ve, err
 		}
-		i = SkipSpace(d, ve)
-		if i >= len(d) {
-			return i, syntaxErr(i, "unexpected end of input in object")
-		}
-		switch d[i] {
-		case ',':
-			i = SkipSpace(d, i+1)
-		case '}':
-			return i + 1, nil
-		default:
-			return i, syntaxErr(i, "expected comma or end of object")
+		if i, err = afterMember(d, ve, '}'); err != nil || d[i-1] == '}' {
+			return i, err
 		}
 	}
 }
@@ -371,17 +362,8 @@ func WalkElements(d []byte, i int, value func(vs int) (int, error)) (int, error)
 		if err != nil {
 			return ve, err
 		}
-		i = SkipSpace(d, ve)
-		if i >= len(d) {
-			return i, syntaxErr(i, "unexpected end of input in array")
-		}
-		switch d[i] {
-		case ',':
-			i = SkipSpace(d, i+1)
-		case ']':
-			return i + 1, nil
-		default:
-			return i, syntaxErr(i, "expected comma or end of array")
+		if i, err = afterMember(d, ve, ']'); err != nil || d[i-1] == ']' {
+			return i, err
 		}
 	}
 }
