@@ -116,6 +116,16 @@ func TimeFormAlert(f TimeForm) []byte {
 		`"StartTimeUtc":"2023-05-10T00:00:00Z","TimeGenerated":` + f.JSON + `}`)
 }
 
+// ParseTimeForm parses the TimeFormAlert of f with the real parser.
+func ParseTimeForm(t testing.TB, f TimeForm) *alert.Record {
+	t.Helper()
+	rec, err := alert.Parse(TimeFormAlert(f), 0)
+	if err != nil {
+		t.Fatalf("%s: %v", f.Name, err)
+	}
+	return &rec
+}
+
 // Expected is the instant a TimeFormAlert's record must carry.
 func (f TimeForm) Expected() time.Time {
 	if f.Want.IsZero() {

@@ -1,7 +1,10 @@
 package alerttest
 
 import (
+	"bytes"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +17,29 @@ import (
 func ReadSample(t testing.TB, name string) []byte {
 	t.Helper()
 	return samples.Read(t, name)
+}
+
+// ParsedMatchGolden parses each shared sample named in goldens with the real parser, renders
+// it with format and compares the bytes with the golden file it maps to, in the calling
+// package's testdata/. The goldens are written from hand-built records; a match means they
+// describe what production sends.
+func ParsedMatchGolden(t *testing.T, goldens map[string]string, format func(testing.TB, *alert.Record) []byte) {
+	t.Helper()
+	for sample, golden := range goldens {
+		t.Run(sample, func(t *testing.T) {
+			rec, err := alert.Parse(ReadSample(t, sample), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := os.ReadFile(filepath.Join("testdata", golden))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := format(t, &rec); !bytes.Equal(got, want) {
+				t.Errorf("parsed sample differs from %s\n got: %q\nwant: %q", golden, got, want)
+			}
+		})
+	}
 }
 
 func parseTime(s string) time.Time {
