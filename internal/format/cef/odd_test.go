@@ -54,11 +54,8 @@ func TestTimeForms(t *testing.T) {
 	f := newFormatter(t, nil)
 	for _, tf := range alerttest.TimeForms() {
 		t.Run(tf.Name, func(t *testing.T) {
-			rec, err := alert.Parse(alerttest.TimeFormAlert(tf), 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out := string(format(t, f, &rec))
+			rec := alerttest.ParseTimeForm(t, tf)
+			out := string(format(t, f, rec))
 			p := checkCEF(t, []byte(out))
 			if want := strconv.FormatInt(tf.Expected().UnixMilli(), 10); p.ext["rt"] != want {
 				t.Errorf("rt %q, want %s", p.ext["rt"], want)
