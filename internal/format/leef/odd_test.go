@@ -58,11 +58,8 @@ func TestTimeForms(t *testing.T) {
 	f := newFormatter(t, nil)
 	for _, tf := range alerttest.TimeForms() {
 		t.Run(tf.Name, func(t *testing.T) {
-			rec, err := alert.Parse(alerttest.TimeFormAlert(tf), 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out, err := f.Format(nil, &rec)
+			rec := alerttest.ParseTimeForm(t, tf)
+			out, err := f.Format(nil, rec)
 			if err != nil {
 				t.Fatal(err)
 			}
