@@ -57,6 +57,23 @@ func syslogIDs(t *testing.T, rs *testenv.Rsyslog, want []string, inputs []string
 	return got
 }
 
+// accountResent checks, for the two destinations of syslogRig, that every id arrived within
+// bound (twice is allowed after a resend) and that none became a dead letter; why, when not
+// empty, ends the error saying why none should have.
+func accountResent(t *testing.T, r *rig, rs *testenv.Rsyslog, ids []string, bound time.Duration, why string) {
+	t.Helper()
+	got := syslogIDs(t, rs, ids, []string{"tcp", "tls"}, bound)
+	all := r.account(
+		ledger{Dest: "sltcp", Want: ids, Delivered: got["tcp"], DupsAllowed: dupsAfterResend},
+		ledger{Dest: "ceftls", Want: ids, Delivered: got["tls"], DupsAllowed: dupsAfterResend},
+	)
+	for d, ls := range all {
+		if len(ls) != 0 {
+			t.Errorf("%s: %d dead letters %v, want none%s", d, len(ls), reasons(ls), why)
+		}
+	}
+}
+
 // syslogRig declares a syslog destination over TCP and a CEF one over TLS to the same rsyslog,
 // with retries long enough to outlast a restart.
 func syslogRig(t *testing.T) (*rig, *testenv.Rsyslog) {
@@ -104,16 +121,7 @@ func TestSyslogCollectorRestartsBetweenBatches(t *testing.T) {
 		}
 		h.mustSucceed(t, res)
 	}
-	got := syslogIDs(t, rs, want, []string{"tcp", "tls"}, 20*time.Second)
-	all := r.account(
-		ledger{Dest: "sltcp", Want: want, Delivered: got["tcp"], DupsAllowed: dupsAfterResend},
-		ledger{Dest: "ceftls", Want: want, Delivered: got["tls"], DupsAllowed: dupsAfterResend},
-	)
-	for d, ls := range all {
-		if len(ls) != 0 {
-			t.Errorf("%s: %d dead letters %v, want none: the retries should outlast the restart", d, len(ls), reasons(ls))
-		}
-	}
+	accountResent(t, r, rs, want, 20*time.Second, ": the retries should outlast the restart")
 }
 
 // The collector is stopped while a large batch is being written and started again: what the
@@ -150,16 +158,7 @@ func TestSyslogCollectorRestartsMidBatch(t *testing.T) {
 				t.FailNow()
 			}
 			h.mustSucceed(t, res)
-			got := syslogIDs(t, rs, ids, []string{"tcp", "tls"}, 30*time.Second)
-			all := r.account(
-				ledger{Dest: "sltcp", Want: ids, Delivered: got["tcp"], DupsAllowed: dupsAfterResend},
-				ledger{Dest: "ceftls", Want: ids, Delivered: got["tls"], DupsAllowed: dupsAfterResend},
-			)
-			for d, ls := range all {
-				if len(ls) != 0 {
-					t.Errorf("%s: %d dead letters %v, want none", d, len(ls), reasons(ls))
-				}
-			}
+			accountResent(t, r, rs, ids, 30*time.Second, "")
 		})
 	}
 }
