@@ -233,7 +233,10 @@ func stallListener(t *testing.T) string {
 // socket buffers, since nothing confirmed them.
 func TestSyslogCollectorStopsReading(t *testing.T) {
 	r := newRig(t)
-	budget := 15 * time.Second
+	// The stalled writes give up after a second each, so the invocation is done in seconds;
+	// the budget leaves room for the rest of it (20 MB decoded, sent to the healthy Splunk and
+	// dead-lettered once), which under -race on a loaded 2-core machine has taken 15 s.
+	budget := time.Minute
 	r.set("Forwarder__FunctionTimeout=" + budget.String())
 	r.dest("stalled", "Type=syslog", "Address="+stallListener(t), "WriteTimeout=00:00:01", "AttemptTimeout=00:00:02",
 		"RetryMaxAttempts=2", "RetryInitialInterval=50ms")
