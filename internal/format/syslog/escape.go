@@ -10,44 +10,25 @@ import (
 // end the parameter or the element. PARAM-VALUE must be UTF-8: each invalid byte becomes
 // U+FFFD. Control characters (C0, DEL, C1) become a space: RFC 5424 has no escape for them,
 // and a raw LF would split the message on an LF-framed connection.
-func AppendSDValue(dst []byte, s string) []byte {
+func AppendSDValue(dst []byte, s string) []byte { return appendOneLine(dst, s, true) }
+
+// appendMsgText writes s for a one-line MSG: valid UTF-8, control characters as spaces.
+func appendMsgText(dst []byte, s string) []byte { return appendOneLine(dst, s, false) }
+
+// appendOneLine writes s as valid UTF-8 with every control character (C0, DEL, C1) a space,
+// and, for a PARAM-VALUE (sd), '\', '"' and ']' escaped with a backslash.
+func appendOneLine(dst []byte, s string, sd bool) []byte {
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
 			switch {
-			case c == '\\' || c == '"' || c == ']':
+			case sd && (c == '\\' || c == '"' || c == ']'):
 				dst = append(dst, '\\', c)
 			case c < 0x20 || c == 0x7f:
 				dst = append(dst, ' ')
 			default:
 				dst = append(dst, c)
 			}
-			i++
-			continue
-		}
-		r, n := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && n == 1:
-			dst = utf8.AppendRune(dst, utf8.RuneError)
-		case r >= 0x80 && r <= 0x9f:
-			dst = append(dst, ' ')
-		default:
-			dst = append(dst, s[i:i+n]...)
-		}
-		i += n
-	}
-	return dst
-}
-
-// appendMsgText writes s for a one-line MSG: valid UTF-8, control characters as spaces.
-func appendMsgText(dst []byte, s string) []byte {
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c < 0x20 || c == 0x7f {
-				c = ' '
-			}
-			dst = append(dst, c)
 			i++
 			continue
 		}
