@@ -3,13 +3,13 @@ package cef_test
 import (
 	"errors"
 	"fmt"
-	"github.com/defender-siem/forwarder/internal/dev/alerttest"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
 
 	"github.com/defender-siem/forwarder/internal/alert"
+	"github.com/defender-siem/forwarder/internal/dev/alerttest"
 	"github.com/defender-siem/forwarder/internal/format/cef"
 )
 

@@ -2,7 +2,6 @@ package syslog_test
 
 import (
 	"bytes"
-	"github.com/defender-siem/forwarder/internal/dev/alerttest"
 	"strconv"
 	"strings"
 	"testing"
@@ -10,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/defender-siem/forwarder/internal/alert"
+	"github.com/defender-siem/forwarder/internal/dev/alerttest"
 	"github.com/defender-siem/forwarder/internal/format/syslog"
 )
 

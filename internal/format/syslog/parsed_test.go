@@ -2,12 +2,12 @@ package syslog_test
 
 import (
 	"bytes"
-	"github.com/defender-siem/forwarder/internal/dev/alerttest"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/defender-siem/forwarder/internal/alert"
+	"github.com/defender-siem/forwarder/internal/dev/alerttest"
 )
 
 // The samples read by the real parser give the same bytes as the hand-built records behind
