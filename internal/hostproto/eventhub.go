@@ -112,15 +112,20 @@ func decodeBodies(raw []byte, dec decodedString) ([][]byte, error) {
 	}
 	text := dec.text
 	if len(raw) > 0 && raw[0] == '"' {
-		if text == nil && utf8.Valid(raw) {
-			if _, elems, end, ok := jsonx.AppendNestedStrings(make([]byte, 0, len(raw)), raw, 0); ok && end == len(raw) {
-				return binaryBodies(elems), nil
-			}
-		}
 		if text == nil {
+			valid := utf8.Valid(raw)
+			buf := make([]byte, 0, len(raw))
+			if valid {
+				var elems [][]byte
+				var end int
+				var ok bool
+				if buf, elems, end, ok = jsonx.AppendNestedStrings(buf, raw, 0); ok && end == len(raw) {
+					return binaryBodies(elems), nil
+				}
+			}
 			var end int
 			var err error
-			text, end, err = jsonx.AppendDecoded(make([]byte, 0, len(raw)), raw, 0, utf8.Valid(raw))
+			text, end, err = jsonx.AppendDecoded(buf[:0], raw, 0, valid)
 			if err == nil && end != len(raw) {
 				err = errors.New("data after the string")
 			}

@@ -95,15 +95,20 @@ func ParseInvokeRequest(body []byte) (InvokeRequest, error) {
 						var end int
 						var err error
 						if decode && v[0] == '"' && len(v) >= decodedMinBytes {
+							buf := make([]byte, 0, len(v))
 							if validUTF8 {
-								if _, elems, n, ok := jsonx.AppendNestedStrings(make([]byte, 0, len(v)), v, 0); ok {
+								var elems [][]byte
+								var n int
+								var ok bool
+								if buf, elems, n, ok = jsonx.AppendNestedStrings(buf, v, 0); ok {
 									req.decoded = append(req.decoded, decodedString{raw: v[:n:n], elems: elems})
 									m[name] = json.RawMessage(v[:n:n])
 									return n, nil
 								}
 							}
+							// Not a batch of strings: the same buffer takes the text.
 							var text []byte
-							text, end, err = jsonx.AppendDecoded(make([]byte, 0, len(v)), v, 0, validUTF8)
+							text, end, err = jsonx.AppendDecoded(buf[:0], v, 0, validUTF8)
 							if err == nil && end >= decodedMinBytes {
 								req.decoded = append(req.decoded, decodedString{raw: v[:end:end], text: text})
 							}
