@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -44,10 +45,21 @@ func StartAzurite(t testing.TB) *Azurite {
 	if _, err := os.Stat(bin); err != nil {
 		missing(t, "azurite-table", bin)
 	}
-	a := &Azurite{t: t, bin: bin, dir: t.TempDir(), port: FreePort(t)}
+	a := &Azurite{t: t, bin: bin, dir: t.TempDir()}
 	t.Cleanup(a.Stop)
-	a.Start()
-	return a
+	for attempt := 1; ; attempt++ {
+		a.port = FreePort(t)
+		a.mu.Lock()
+		err := a.startLocked()
+		a.mu.Unlock()
+		if err == nil {
+			return a
+		}
+		if !errors.Is(err, errPortTaken) || attempt == 5 {
+			t.Fatal(err)
+		}
+		t.Logf("%v; starting again on another port", err)
+	}
 }
 
 // LaunchAzurite starts the azurite-table binary bin on a free loopback port with its data in
@@ -56,17 +68,23 @@ func LaunchAzurite(bin, dir string) (*Azurite, error) {
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("testenv: azurite-table not found at %s: ./build.sh test installs it", bin)
 	}
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	a := &Azurite{bin: bin, dir: dir, port: port}
+	a := &Azurite{bin: bin, dir: dir}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if err := a.startLocked(); err != nil {
-		return nil, err
+	for attempt := 1; ; attempt++ {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		a.port = port
+		err = a.startLocked()
+		if err == nil {
+			return a, nil
+		}
+		if !errors.Is(err, errPortTaken) || attempt == 5 {
+			return nil, err
+		}
 	}
-	return a, nil
 }
 
 // TableEndpoint is the table service URL, account included.
@@ -128,11 +146,18 @@ func (a *Azurite) startLocked() error {
 		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 		if err == nil {
 			c.Close()
-			return nil
+			// Something answers; it is azurite only once azurite holds the listener (another
+			// test process may have taken the port after freePort saw it free).
+			if owned, _ := listeningPorts(cmd.Process.Pid); owned[a.port] {
+				return nil
+			}
 		}
 		select {
 		case <-done:
 			a.cmd = nil
+			if strings.Contains(w.String(), "EADDRINUSE") {
+				return fmt.Errorf("testenv: azurite-table: %w: %d", errPortTaken, a.port)
+			}
 			return fmt.Errorf("testenv: azurite-table exited at start-up: %s", w.String())
 		default:
 		}

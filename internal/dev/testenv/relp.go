@@ -34,8 +34,7 @@ func StartRsyslogRELP(t testing.TB) *Rsyslog {
 		missing(t, "rsyslog's imrelp module (Debian rsyslog-relp)", imrelpModule)
 	}
 	r := newRsyslog(t)
-	r.RELPPort, r.RELPTLSPort = FreePort(t), FreePort(t)
-	r.launch(t, r.relpConfig())
+	r.launch(t, func() { r.RELPPort, r.RELPTLSPort = FreePort(t), FreePort(t) }, r.relpConfig)
 	return r
 }
 

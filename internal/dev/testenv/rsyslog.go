@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -62,8 +64,9 @@ func StartRsyslog(t testing.TB) *Rsyslog {
 		missing(t, "rsyslogd (Debian rsyslog, rsyslog-gnutls)", rsyslogd)
 	}
 	r := newRsyslog(t)
-	r.TCPPort, r.TLSPort, r.UDPPort = FreePort(t), FreePort(t), freeUDPPort(t)
-	r.launch(t, r.config())
+	r.launch(t, func() {
+		r.TCPPort, r.TLSPort, r.UDPPort = FreePort(t), FreePort(t), freeUDPPort(t)
+	}, r.config)
 	return r
 }
 
@@ -75,8 +78,12 @@ func newRsyslog(t testing.TB) *Rsyslog {
 	}
 }
 
-// launch writes the certificates, the CEF rulebase and conf, checks conf and starts rsyslogd.
-func (r *Rsyslog) launch(t testing.TB, conf string) {
+// launch writes the certificates, the CEF rulebase and the config, checks the config and
+// starts rsyslogd. pick chooses the ports the config names: a port is free when FreePort
+// returns it, but another test process may take it before rsyslogd binds it, and then the
+// tests would talk to that process. So launch picks new ports and starts again when rsyslogd
+// does not own all of its listeners.
+func (r *Rsyslog) launch(t testing.TB, pick func(), conf func() string) {
 	t.Helper()
 	dir := r.dir
 	if err := os.MkdirAll(filepath.Join(dir, "work"), 0o700); err != nil {
@@ -86,15 +93,28 @@ func (r *Rsyslog) launch(t testing.TB, conf string) {
 	if err := os.WriteFile(filepath.Join(dir, "cef.rb"), []byte("version=2\nrule=:%cef:cef%\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(r.conf, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
+	for attempt := 1; ; attempt++ {
+		pick()
+		if err := os.WriteFile(r.conf, []byte(conf()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(rsyslogd, "-N1", "-f", r.conf).CombinedOutput(); err != nil {
+			t.Fatalf("testenv: rsyslogd -N1 rejected the generated config: %v\n%s", err, out)
+		}
+		err := r.start()
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, errPortTaken) || attempt == 5 {
+			t.Fatal(err)
+		}
+		t.Logf("testenv: %v; starting again on other ports", err)
 	}
-	if out, err := exec.Command(rsyslogd, "-N1", "-f", r.conf).CombinedOutput(); err != nil {
-		t.Fatalf("testenv: rsyslogd -N1 rejected the generated config: %v\n%s", err, out)
-	}
-	r.Start(t)
 	t.Cleanup(r.Stop)
 }
+
+// errPortTaken reports a listener of rsyslogd's config that another process holds.
+var errPortTaken = errors.New("a port rsyslogd should listen on is another process's")
 
 func freeUDPPort(t testing.TB) int {
 	t.Helper()
@@ -185,10 +205,16 @@ ruleset(name="collect") {
 // Start runs rsyslogd (again, after Stop or Kill) and waits until its stream ports accept.
 func (r *Rsyslog) Start(t testing.TB) {
 	t.Helper()
+	if err := r.start(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (r *Rsyslog) start() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.cmd != nil {
-		t.Fatalf("testenv: rsyslogd already running")
+		return errors.New("testenv: rsyslogd already running")
 	}
 	_ = os.Remove(r.pidFile)
 	cmd := exec.Command(rsyslogd, "-n", "-f", r.conf, "-i", r.pidFile)
@@ -196,11 +222,12 @@ func (r *Rsyslog) Start(t testing.TB) {
 	cmd.Stdout = &stderr
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("testenv: start rsyslogd: %v", err)
+		return fmt.Errorf("testenv: start rsyslogd: %w", err)
 	}
 	r.cmd = cmd
 	deadline := time.Now().Add(15 * time.Second)
-	for _, port := range []int{r.TCPPort, r.TLSPort, r.RELPPort, r.RELPTLSPort} {
+	ports := []int{r.TCPPort, r.TLSPort, r.RELPPort, r.RELPTLSPort}
+	for _, port := range ports {
 		for port != 0 {
 			c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), time.Second)
 			if err == nil {
@@ -209,11 +236,59 @@ func (r *Rsyslog) Start(t testing.TB) {
 			}
 			if time.Now().After(deadline) {
 				r.stopLocked()
-				t.Fatalf("testenv: rsyslogd did not listen on %d: %v\n%s", port, err, stderr.String())
+				return fmt.Errorf("testenv: rsyslogd did not listen on %d: %w\n%s", port, err, stderr.String())
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+	owned, err := listeningPorts(cmd.Process.Pid)
+	if err != nil {
+		r.stopLocked()
+		return err
+	}
+	for _, port := range ports {
+		if port != 0 && !owned[port] {
+			r.stopLocked()
+			return fmt.Errorf("testenv: %w: %d\n%s", errPortTaken, port, stderr.String())
+		}
+	}
+	return nil
+}
+
+// listeningPorts returns the TCP ports the process pid listens on, from /proc: the socket
+// inodes among its open files, matched against the kernel's table of listening sockets.
+func listeningPorts(pid int) (map[int]bool, error) {
+	fdDir := fmt.Sprintf("/proc/%d/fd", pid)
+	fds, err := os.ReadDir(fdDir)
+	if err != nil {
+		return nil, fmt.Errorf("testenv: rsyslogd's open files: %w", err)
+	}
+	inodes := map[string]bool{}
+	for _, fd := range fds {
+		link, err := os.Readlink(filepath.Join(fdDir, fd.Name()))
+		if err == nil && strings.HasPrefix(link, "socket:[") {
+			inodes[strings.TrimSuffix(strings.TrimPrefix(link, "socket:["), "]")] = true
+		}
+	}
+	ports := map[int]bool{}
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		data, err := os.ReadFile(table)
+		if err != nil {
+			continue // no IPv6 on this machine
+		}
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			// sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+			f := strings.Fields(line)
+			if len(f) < 10 || f[3] != "0A" || !inodes[f[9]] {
+				continue
+			}
+			_, hexPort, _ := strings.Cut(f[1], ":")
+			if port, err := strconv.ParseInt(hexPort, 16, 32); err == nil {
+				ports[int(port)] = true
+			}
+		}
+	}
+	return ports, nil
 }
 
 // Kill ends the rsyslogd this Rsyslog started with SIGKILL, as a crash or an OOM kill would:
