@@ -13,6 +13,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
+
+	"github.com/defender-siem/forwarder/internal/jsonx"
 )
 
 func addSeeds(f *testing.F) {
@@ -101,6 +104,17 @@ func FuzzParse(f *testing.F) {
 		}
 		if err != nil {
 			return
+		}
+		// A record marked compact is copied, not compacted, by every format that forwards it:
+		// the copy must be what compacting it gives, and what encoding/json's Compact gives.
+		if rec.RawCompact {
+			if got, ok := jsonx.AppendCompact(nil, raw); !ok || !bytes.Equal(got, raw) {
+				t.Fatalf("RawCompact, but AppendCompact writes %q", got)
+			}
+			var std bytes.Buffer
+			if json.Compact(&std, raw) != nil || !bytes.Equal(std.Bytes(), raw) || !utf8.Valid(raw) {
+				t.Fatalf("RawCompact, but json.Compact writes %q", std.Bytes())
+			}
 		}
 		if (rec.Alert != nil) != (rec.Kind == KindAlert || rec.Kind == KindActivityLogAlert || rec.Kind == KindGraphAlert) {
 			t.Fatalf("Alert set for kind %s", rec.Kind)

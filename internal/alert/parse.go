@@ -2,6 +2,7 @@ package alert
 
 import (
 	"strings"
+	"unicode/utf8"
 
 	"github.com/defender-siem/forwarder/internal/jsonx"
 )
@@ -56,7 +57,8 @@ func (o Options) parse(raw []byte, index int) (rec Record, envelope bool, err er
 	}
 	var top fieldSet
 	members := 0
-	stop, err := jsonx.EachMember(d[start:], 0, func(key, val []byte, esc bool) {
+	var walk jsonx.Walk
+	stop, err := walk.EachMember(d[start:], 0, func(key, val []byte, esc bool) {
 		members++
 		if id := fieldOf(key, esc); id >= 0 {
 			top[id] = val
@@ -71,6 +73,7 @@ func (o Options) parse(raw []byte, index int) (rec Record, envelope bool, err er
 	if members == 1 && len(top[fRecords]) > 0 && top[fRecords][0] == '[' {
 		return rec, true, nil
 	}
+	rec.RawCompact = start == 0 && end == len(raw) && !walk.Spaced() && utf8.Valid(raw)
 	var armAlert bool
 	rec.Kind, armAlert = detectKind(&top)
 	switch rec.Kind {

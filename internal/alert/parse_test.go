@@ -423,7 +423,9 @@ func TestCaseInsensitiveKeys(t *testing.T) {
 			if orig.Kind == KindUnknown {
 				t.Fatal("sample of unknown kind")
 			}
+			// The lower-cased copy is re-serialised, so only its form differs.
 			orig.Raw, lower.Raw = nil, nil
+			orig.RawCompact, lower.RawCompact = false, false
 			if orig.Alert != nil {
 				if (orig.Alert.EntitiesJSON == nil) != (lower.Alert.EntitiesJSON == nil) {
 					t.Errorf("EntitiesJSON %s, lower-cased %s", orig.Alert.EntitiesJSON, lower.Alert.EntitiesJSON)
@@ -536,6 +538,42 @@ func TestGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			golden.Check(t, filepath.Join("golden", tc.file), buf.Bytes())
+		})
+	}
+}
+
+// RawCompact lets the formats copy a record instead of compacting it, so it must be set only
+// where compacting would change nothing.
+func TestRawCompact(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		raw  string
+		want bool
+	}{
+		{"compact alert", `{"AlertType":"a","SystemAlertId":"1","Entities":[{"Type":"ip"}]}`, true},
+		{"spaces inside strings only", `{"AlertType":"a b","SystemAlertId":"1 2"}`, true},
+		{"escapes kept as written", `{"AlertType":"\u00e9\"","SystemAlertId":"1"}`, true},
+		{"space after a colon", `{"AlertType": "a","SystemAlertId":"1"}`, false},
+		{"space deep in the entities", `{"AlertType":"a","SystemAlertId":"1","Entities":[{"Type":"ip" }]}`, false},
+		{"line break between members", "{\"AlertType\":\"a\",\n\"SystemAlertId\":\"1\"}", false},
+		{"leading space", ` {"AlertType":"a","SystemAlertId":"1"}`, false},
+		{"trailing line break", "{\"AlertType\":\"a\",\"SystemAlertId\":\"1\"}\n", false},
+		{"byte order mark", "\xEF\xBB\xBF{\"AlertType\":\"a\",\"SystemAlertId\":\"1\"}", false},
+		{"invalid UTF-8", "{\"AlertType\":\"a\xff\",\"SystemAlertId\":\"1\"}", false},
+		{"not an object", `["a"]`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec, err := Parse([]byte(tc.raw), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rec.RawCompact != tc.want {
+				t.Errorf("RawCompact = %v, want %v", rec.RawCompact, tc.want)
+			}
+			got := rec.AppendRawJSON([]byte("x"))
+			if want := jsonx.AppendJSONOrString([]byte("x"), []byte(tc.raw)); string(got) != string(want) {
+				t.Errorf("AppendRawJSON = %q, want %q", got, want)
+			}
 		})
 	}
 }

@@ -1,6 +1,10 @@
 package alert
 
-import "time"
+import (
+	"time"
+
+	"github.com/defender-siem/forwarder/internal/jsonx"
+)
 
 // Kind names what a record is. The values are stable: they appear in settings
 // (Destinations__<name>__Kinds), in dead-letter entities and in SIEM metadata such as the HEC
@@ -51,6 +55,10 @@ type Record struct {
 	// Raw is the record's original JSON bytes, untouched (a sub-slice of the message when the
 	// message held several records). Never nil for a parsed record.
 	Raw []byte
+	// RawCompact is set by Parse when Raw is already in the form jsonx.AppendCompact writes:
+	// one JSON value, valid UTF-8, with no whitespace between tokens (Defender's own
+	// serialisation). AppendRawJSON then copies Raw instead of compacting it a second time.
+	RawCompact bool
 	// Index is the record's position inside its Event Hub message (0 for a message holding one
 	// record), part of the record's coordinates for dead letters.
 	Index int
@@ -139,4 +147,15 @@ type Entity struct {
 	Type string
 	// Fields are the entity's properties as decoded from JSON.
 	Fields map[string]any
+}
+
+// AppendRawJSON appends Raw as one compact JSON value, exactly as jsonx.AppendJSONOrString
+// writes it (a JSON string of the bytes when they are not JSON). Formats that forward the
+// original record call it; for a record Parse found compact it is a copy, which is most of
+// the HEC formatter's saving on every alert.
+func (r *Record) AppendRawJSON(dst []byte) []byte {
+	if r.RawCompact {
+		return append(dst, r.Raw...)
+	}
+	return jsonx.AppendJSONOrString(dst, r.Raw)
 }

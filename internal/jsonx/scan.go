@@ -66,6 +66,36 @@ func Valid(d []byte) bool {
 // Skip checks the JSON value starting at d[i] and returns the index just past it; depth is how
 // many arrays and objects enclose the value.
 func Skip(d []byte, i, depth int) (int, error) {
+	var w Walk
+	return w.Skip(d, i, depth)
+}
+
+// A Walk is the state of checking walks (Skip, EachMember) that remembers what it saw between
+// the tokens. Its zero value is ready; one Walk may serve several walks in turn.
+type Walk struct {
+	spaced bool
+}
+
+// Spaced reports whether any walk made with w met whitespace between tokens. A record that
+// parsed without it is already in the compact form AppendCompact writes (if it is also valid
+// UTF-8: strings with raw control characters do not pass the walk), so a formatter can copy
+// it instead of compacting it again.
+func (w *Walk) Spaced() bool { return w.spaced }
+
+// space is SkipSpace noting whether there was any.
+func (w *Walk) space(d []byte, i int) int {
+	if i < len(d) && d[i] > ' ' {
+		return i
+	}
+	j := SkipSpace(d, i)
+	if j != i {
+		w.spaced = true
+	}
+	return j
+}
+
+// Skip is the package's Skip, noting whitespace in w.
+func (w *Walk) Skip(d []byte, i, depth int) (int, error) {
 	if i >= len(d) {
 		return i, syntaxErr(i, "unexpected end of input")
 	}
@@ -74,9 +104,9 @@ func Skip(d []byte, i, depth int) (int, error) {
 		end, _, err := SkipString(d, i)
 		return end, err
 	case c == '{':
-		return skipObject(d, i, depth+1)
+		return w.skipObject(d, i, depth+1)
 	case c == '[':
-		return skipArray(d, i, depth+1)
+		return w.skipArray(d, i, depth+1)
 	case c == 't':
 		return skipLiteral(d, i, "true")
 	case c == 'f':
@@ -235,14 +265,14 @@ func specialMask(w uint64) uint64 {
 	return (zeroQ | zeroB | ctl) & highs
 }
 
-// skipObject and skipArray spell out the walks of walkMembers and WalkElements instead of
+// skipObject and skipArray spell out the walks of walkMembers and walkElements instead of
 // calling them with a closure: they recurse, the compiler then moves every such closure to
 // the heap, and that doubled the allocations of parsing a record.
-func skipObject(d []byte, i, depth int) (int, error) {
+func (w *Walk) skipObject(d []byte, i, depth int) (int, error) {
 	if depth > MaxDepth {
 		return i, syntaxErr(i, "nesting too deep")
 	}
-	i = SkipSpace(d, i+1)
+	i = w.space(d, i+1)
 	if i < len(d) && d[i] == '}' {
 		return i + 1, nil
 	}
@@ -257,33 +287,33 @@ func skipObject(d []byte, i, depth int) (int, error) {
 		if i, _, err = SkipString(d, i); err != nil {
 			return i, err
 		}
-		i = SkipSpace(d, i)
+		i = w.space(d, i)
 		if i >= len(d) || d[i] != ':' {
 			return i, syntaxErr(i, "missing colon after object key")
 		}
-		if i, err = Skip(d, SkipSpace(d, i+1), depth); err != nil {
+		if i, err = w.Skip(d, w.space(d, i+1), depth); err != nil {
 			return i, err
 		}
-		if i, err = afterMember(d, i, '}'); err != nil || d[i-1] == '}' {
+		if i, err = w.afterMember(d, i, '}'); err != nil || d[i-1] == '}' {
 			return i, err
 		}
 	}
 }
 
-func skipArray(d []byte, i, depth int) (int, error) {
+func (w *Walk) skipArray(d []byte, i, depth int) (int, error) {
 	if depth > MaxDepth {
 		return i, syntaxErr(i, "nesting too deep")
 	}
-	i = SkipSpace(d, i+1)
+	i = w.space(d, i+1)
 	if i < len(d) && d[i] == ']' {
 		return i + 1, nil
 	}
 	for {
 		var err error
-		if i, err = Skip(d, i, depth); err != nil {
+		if i, err = w.Skip(d, i, depth); err != nil {
 			return i, err
 		}
-		if i, err = afterMember(d, i, ']'); err != nil || d[i-1] == ']' {
+		if i, err = w.afterMember(d, i, ']'); err != nil || d[i-1] == ']' {
 			return i, err
 		}
 	}
@@ -291,8 +321,8 @@ func skipArray(d []byte, i, depth int) (int, error) {
 
 // afterMember reads what follows a member or element ending at d[i]: a comma, after which it
 // returns the index of the next one, or the closer, after which it returns the index past it.
-func afterMember(d []byte, i int, closer byte) (int, error) {
-	i = SkipSpace(d, i)
+func (w *Walk) afterMember(d []byte, i int, closer byte) (int, error) {
+	i = w.space(d, i)
 	if i >= len(d) {
 		if closer == '}' {
 			return i, syntaxErr(i, "unexpected end of input in object")
@@ -301,7 +331,7 @@ func afterMember(d []byte, i int, closer byte) (int, error) {
 	}
 	switch d[i] {
 	case ',':
-		return SkipSpace(d, i+1), nil
+		return w.space(d, i+1), nil
 	case closer:
 		return i + 1, nil
 	}
@@ -315,8 +345,8 @@ func afterMember(d []byte, i int, closer byte) (int, error) {
 // just past it. For each member it calls value with the raw key (escapes undecoded; esc says
 // whether it has any) and the index of the value's first byte in d; value must check the
 // value and return the index just past it, or an error.
-func walkMembers(d []byte, i int, value func(key []byte, esc bool, vs int) (int, error)) (int, error) {
-	i = SkipSpace(d, i+1)
+func (w *Walk) walkMembers(d []byte, i int, value func(key []byte, esc bool, vs int) (int, error)) (int, error) {
+	i = w.space(d, i+1)
 	if i < len(d) && d[i] == '}' {
 		return i + 1, nil
 	}
@@ -332,15 +362,15 @@ func walkMembers(d []byte, i int, value func(key []byte, esc bool, vs int) (int,
 		if err != nil {
 			return ke, err
 		}
-		i = SkipSpace(d, ke)
+		i = w.space(d, ke)
 		if i >= len(d) || d[i] != ':' {
 			return i, syntaxErr(i, "missing colon after object key")
 		}
-		ve, err := value(d[ks+1:ke-1], esc, SkipSpace(d, i+1))
+		ve, err := value(d[ks+1:ke-1], esc, w.space(d, i+1))
 		if err != nil {
 			return ve, err
 		}
-		if i, err = afterMember(d, ve, '}'); err != nil || d[i-1] == '}' {
+		if i, err = w.afterMember(d, ve, '}'); err != nil || d[i-1] == '}' {
 			return i, err
 		}
 	}
@@ -350,7 +380,12 @@ func walkMembers(d []byte, i int, value func(key []byte, esc bool, vs int) (int,
 // each element it calls value with the index of the element's first byte in d; value must
 // check the element and return the index just past it, or an error.
 func WalkElements(d []byte, i int, value func(vs int) (int, error)) (int, error) {
-	i = SkipSpace(d, i+1)
+	var w Walk
+	return w.walkElements(d, i, value)
+}
+
+func (w *Walk) walkElements(d []byte, i int, value func(vs int) (int, error)) (int, error) {
+	i = w.space(d, i+1)
 	if i < len(d) && d[i] == ']' {
 		return i + 1, nil
 	}
@@ -362,7 +397,7 @@ func WalkElements(d []byte, i int, value func(vs int) (int, error)) (int, error)
 		if err != nil {
 			return ve, err
 		}
-		if i, err = afterMember(d, ve, ']'); err != nil || d[i-1] == ']' {
+		if i, err = w.afterMember(d, ve, ']'); err != nil || d[i-1] == ']' {
 			return i, err
 		}
 	}
@@ -374,11 +409,17 @@ func WalkElements(d []byte, i int, value func(vs int) (int, error)) (int, error)
 // every member, in order. It returns the index just past the object, so that a caller can
 // check an object and read its members in a single pass.
 func EachMember(obj []byte, depth int, fn func(key, val []byte, esc bool)) (int, error) {
+	var w Walk
+	return w.EachMember(obj, depth, fn)
+}
+
+// EachMember is the package's EachMember, noting whitespace in w.
+func (w *Walk) EachMember(obj []byte, depth int, fn func(key, val []byte, esc bool)) (int, error) {
 	if err := checkOpen(obj, '{', depth); err != nil {
 		return 0, err
 	}
-	return walkMembers(obj, 0, func(key []byte, esc bool, vs int) (int, error) {
-		ve, err := Skip(obj, vs, depth+1)
+	return w.walkMembers(obj, 0, func(key []byte, esc bool, vs int) (int, error) {
+		ve, err := w.Skip(obj, vs, depth+1)
 		if err == nil {
 			fn(key, obj[vs:ve], esc)
 		}
@@ -410,10 +451,11 @@ func EachMemberLazy(obj []byte, depth int, fn func(key []byte, esc bool) (func(r
 	if err := checkOpen(obj, '{', depth); err != nil {
 		return 0, err
 	}
-	return walkMembers(obj, 0, func(key []byte, esc bool, vs int) (int, error) {
+	var w Walk
+	return w.walkMembers(obj, 0, func(key []byte, esc bool, vs int) (int, error) {
 		scan, ok := fn(key, esc)
 		if !ok {
-			return Skip(obj, vs, depth+1)
+			return w.Skip(obj, vs, depth+1)
 		}
 		if vs >= len(obj) {
 			return vs, syntaxErr(vs, "unexpected end of input")
@@ -430,8 +472,9 @@ func EachElement(arr []byte, depth int, fn func(val []byte)) (int, error) {
 	if err := checkOpen(arr, '[', depth); err != nil {
 		return 0, err
 	}
-	return WalkElements(arr, 0, func(vs int) (int, error) {
-		ve, err := Skip(arr, vs, depth+1)
+	var w Walk
+	return w.walkElements(arr, 0, func(vs int) (int, error) {
+		ve, err := w.Skip(arr, vs, depth+1)
 		if err == nil {
 			fn(arr[vs:ve])
 		}

@@ -254,7 +254,7 @@ func (f *Formatter) Format(dst []byte, rec *alert.Record) ([]byte, error) {
 	}
 
 	dst = append(dst, `},"event":`...)
-	dst = jsonx.AppendJSONOrString(dst, rec.Raw)
+	dst = rec.AppendRawJSON(dst)
 	dst = append(dst, '}')
 	return dst, nil
 }

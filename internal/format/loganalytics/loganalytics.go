@@ -108,7 +108,8 @@ func (Formatter) Format(dst []byte, rec *alert.Record) ([]byte, error) {
 	if a != nil {
 		w.str("ProductName", a.ProductName)
 	}
-	w.json("Record", rec.Raw)
+	w.key("Record")
+	w.dst = rec.AppendRawJSON(w.dst)
 	w.str("RecordId", rec.ID)
 	w.key("RecordSize")
 	w.dst = strconv.AppendInt(w.dst, int64(len(rec.Raw)), 10)

@@ -93,7 +93,7 @@ func (f *Formatter) Format(dst []byte, rec *alert.Record) ([]byte, error) {
 		return dst, errors.New("ndjson: nil record")
 	}
 	if !f.wrap {
-		return jsonx.AppendJSONOrString(dst, rec.Raw), nil
+		return rec.AppendRawJSON(dst), nil
 	}
 	dst = append(dst, '{')
 	for _, fd := range f.fields {
@@ -107,7 +107,7 @@ func (f *Formatter) Format(dst []byte, rec *alert.Record) ([]byte, error) {
 		dst = append(dst, ',')
 	}
 	dst = append(dst, `"record":`...)
-	dst = jsonx.AppendJSONOrString(dst, rec.Raw)
+	dst = rec.AppendRawJSON(dst)
 	return append(dst, '}'), nil
 }
 

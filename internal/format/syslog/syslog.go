@@ -60,6 +60,10 @@ func (f *Formatter) Format(dst []byte, rec *alert.Record) ([]byte, error) {
 	if f.summary {
 		return appendSummary(dst, rec), nil
 	}
+	if rec.RawCompact {
+		// Compact, valid UTF-8 and without control bytes: already one clean line.
+		return append(dst, rec.Raw...), nil
+	}
 	return AppendRawJSON(dst, rec.Raw), nil
 }
 
