@@ -1,7 +1,10 @@
 package jsonx
 
 import (
+	"bytes"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 	"unicode/utf8"
@@ -97,4 +100,29 @@ func FuzzAppendNestedStrings(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkAppendNestedStrings decodes a batch of 100 ARM-shaped alerts as the host sends it.
+func BenchmarkAppendNestedStrings(b *testing.B) {
+	body, err := os.ReadFile(filepath.Join("testdata", "restapi_alert_get_2022-01-01.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, body); err != nil {
+		b.Fatal(err)
+	}
+	bodies := make([]string, 100)
+	for i := range bodies {
+		bodies[i] = compact.String()
+	}
+	d := twice(b, bodies)
+	b.SetBytes(int64(len(d)))
+	var buf []byte
+	for b.Loop() {
+		var ok bool
+		if buf, _, _, ok = AppendNestedStrings(buf[:0], d, 0); !ok {
+			b.Fatal("not taken")
+		}
+	}
 }
