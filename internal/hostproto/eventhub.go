@@ -265,10 +265,20 @@ func (b *Batch) decodeMetadata(md map[string]json.RawMessage) {
 		}
 	}
 	n := len(b.Events)
-	seqs, okSeq := metaArray[json.Number](b, md, "SequenceNumberArray", n)
-	offs, _ := metaArray[json.RawMessage](b, md, "OffsetArray", n)
-	times, _ := metaArray[string](b, md, "EnqueuedTimeUtcArray", n)
-	keys, _ := metaArray[*string](b, md, "PartitionKeyArray", n)
+	seqs, okSeq := metaArray(b, md, "SequenceNumberArray", n, func(e []byte) (json.Number, bool) {
+		return json.Number(e), e[0] == '-' || jsonx.IsDigit(e[0])
+	})
+	offs, _ := metaArray(b, md, "OffsetArray", n, func(e []byte) (json.RawMessage, bool) {
+		return json.RawMessage(e), true
+	})
+	times, _ := metaArray(b, md, "EnqueuedTimeUtcArray", n, jsonx.DecodeString)
+	keys, _ := metaArray(b, md, "PartitionKeyArray", n, func(e []byte) (*string, bool) {
+		if string(e) == "null" {
+			return nil, true
+		}
+		s, ok := jsonx.DecodeString(e)
+		return &s, ok
+	})
 	for i := range b.Events {
 		e := &b.Events[i]
 		if okSeq {
@@ -296,8 +306,10 @@ func (b *Batch) decodeMetadata(md map[string]json.RawMessage) {
 }
 
 // metaArray decodes a metadata array that must line up with the events. It returns false when
-// the key is absent or unusable.
-func metaArray[T any](b *Batch, md map[string]json.RawMessage, key string, n int) ([]T, bool) {
+// the key is absent or unusable. elem converts one element of the shape the host writes
+// (false for any other); an array of other shapes, or of the wrong length, is left to
+// encoding/json, whose errors the problems then quote.
+func metaArray[T any](b *Batch, md map[string]json.RawMessage, key string, n int, elem func([]byte) (T, bool)) ([]T, bool) {
 	raw, ok := lookup(md, key)
 	if !ok {
 		return nil, false
@@ -306,6 +318,9 @@ func metaArray[T any](b *Batch, md map[string]json.RawMessage, key string, n int
 	if err != nil {
 		b.problem("%s: %v", key, err)
 		return nil, false
+	}
+	if out, ok := hostArray(v, n, elem); ok {
+		return out, true
 	}
 	var out []T
 	dec := json.NewDecoder(bytes.NewReader(v))
@@ -316,6 +331,25 @@ func metaArray[T any](b *Batch, md map[string]json.RawMessage, key string, n int
 	}
 	if len(out) != n {
 		b.problem("%s has %d entries for %d events", key, len(out), n)
+		return nil, false
+	}
+	return out, true
+}
+
+// hostArray reads the array v of n elements that elem converts, in one pass. encoding/json's
+// reflection took a tenth of a batch's decoding for these four arrays.
+func hostArray[T any](v []byte, n int, elem func([]byte) (T, bool)) ([]T, bool) {
+	out := make([]T, 0, n)
+	good := true
+	end, err := jsonx.EachElement(v, 0, func(e []byte) {
+		if !good {
+			return
+		}
+		t, ok := elem(e)
+		good = ok
+		out = append(out, t)
+	})
+	if err != nil || !good || end != len(v) || len(out) != n {
 		return nil, false
 	}
 	return out, true
