@@ -98,7 +98,9 @@ func fillAlert(fs *fieldSet, a *Alert, opt Options, names *[4]string) (generated
 	a.VendorName = fs.str(fVendorName)
 	a.ProductName = fs.str(fProductName)
 	a.ProductComponent = fs.str(fProductComponentName)
-	a.ExtendedProperties = extendedProperties(fs[fExtendedProperties])
+	if !opt.SkipExtendedProperties {
+		a.ExtendedProperties = extendedProperties(fs[fExtendedProperties])
+	}
 	a.EntitiesJSON = entitiesJSON(fs[fEntities])
 	if !opt.SkipEntities {
 		a.DecodeEntities()
@@ -166,7 +168,9 @@ func parseActivityLogAlert(top *fieldSet, rec *Record, opt Options) {
 	a.VendorName = str(fVendorName)
 	a.ProductName = str(fProductName)
 	a.ProductComponent = str(fProductComponentName)
-	a.ExtendedProperties = extendedProperties(top[fProperties])
+	if !opt.SkipExtendedProperties {
+		a.ExtendedProperties = extendedProperties(top[fProperties])
+	}
 	a.EntitiesJSON = entitiesJSON(pick(fEntities))
 	if !opt.SkipEntities {
 		a.DecodeEntities()

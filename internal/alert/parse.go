@@ -27,6 +27,11 @@ type Options struct {
 	// DecodeEntities turns into entities on demand. Decoding entities is most of the cost of
 	// a large alert, and formats that ship the raw record never read them.
 	SkipEntities bool
+	// SkipExtendedProperties leaves Alert.ExtendedProperties nil for alerts of the export
+	// and ARM shapes (Graph alerts, whose map the parser builds from its own fields, keep
+	// it). Rendering every property as a string is about a tenth of parsing an alert, and
+	// formats that ship the raw record never read them.
+	SkipExtendedProperties bool
 }
 
 // Parse is the package's Parse with the options o.

@@ -118,7 +118,7 @@ type Alert struct {
 	ProductName       string
 	ProductComponent  string
 	// ExtendedProperties holds the alert's extended properties, every value rendered as a string
-	// (numbers keep their JSON text).
+	// (numbers keep their JSON text). Nil when parsed with Options.SkipExtendedProperties.
 	ExtendedProperties map[string]string
 	// Entities are the alert's entities with every $ref replaced by the entity it names.
 	// Nil when the alert has none, or when it was parsed with Options.SkipEntities.

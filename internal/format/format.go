@@ -21,3 +21,11 @@ import "github.com/defender-siem/forwarder/internal/alert"
 type Formatter interface {
 	Format(dst []byte, rec *alert.Record) ([]byte, error)
 }
+
+// ExtendedPropertiesIgnorer is implemented by formatters whose output never depends on
+// Alert.ExtendedProperties (they forward the raw record). When every destination's formatter
+// says so, the pipeline parses without them (alert.Options.SkipExtendedProperties); a
+// formatter that does not implement it gets them.
+type ExtendedPropertiesIgnorer interface {
+	IgnoresExtendedProperties() bool
+}

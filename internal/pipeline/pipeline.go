@@ -87,6 +87,12 @@ func New(dests []Destination, opts Options) *Pipeline {
 		opts.Now = time.Now
 	}
 	p := &Pipeline{dests: dests, opts: opts, parse: alert.Options{SkipEntities: true}}
+	p.parse.SkipExtendedProperties = len(dests) > 0
+	for _, d := range dests {
+		if ig, ok := d.Formatter.(format.ExtendedPropertiesIgnorer); !ok || !ig.IgnoresExtendedProperties() {
+			p.parse.SkipExtendedProperties = false
+		}
+	}
 	readers := 0
 	for _, d := range dests {
 		if d.NeedsEntities {

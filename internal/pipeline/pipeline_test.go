@@ -11,6 +11,7 @@ import (
 
 	"github.com/defender-siem/forwarder/internal/alert"
 	"github.com/defender-siem/forwarder/internal/deadletter"
+	"github.com/defender-siem/forwarder/internal/format"
 	"github.com/defender-siem/forwarder/internal/hostproto"
 	"github.com/defender-siem/forwarder/internal/retry"
 	"github.com/defender-siem/forwarder/internal/sink"
@@ -335,5 +336,51 @@ func TestLetterIDsWithoutCoordinates(t *testing.T) {
 	}
 	if len(store.letters) != 2 {
 		t.Errorf("got %d letters, want 2 distinct", len(store.letters))
+	}
+}
+
+// propsFormatter renders a record's extended properties; ignoring says whether it claims not
+// to read them.
+type propsFormatter struct{ ignoring bool }
+
+func (f propsFormatter) Format(dst []byte, rec *alert.Record) ([]byte, error) {
+	return fmt.Appendf(dst, "%v", rec.Alert.ExtendedProperties), nil
+}
+
+type ignoringFormatter struct{ propsFormatter }
+
+func (ignoringFormatter) IgnoresExtendedProperties() bool { return true }
+
+// Extended properties are skipped only when every destination says it does not read them: a
+// CEF destination beside a HEC one still gets its act= and classification.
+func TestExtendedPropertiesSkippedOnlyWhenNobodyReadsThem(t *testing.T) {
+	body := `{"SystemAlertId":"1","AlertType":"T","Severity":"High","ExtendedProperties":{"ActionTaken":"Blocked"}}`
+	for _, tc := range []struct {
+		name string
+		fs   []format.Formatter
+		want []string
+	}{
+		{"all ignore", []format.Formatter{ignoringFormatter{}, ignoringFormatter{}}, []string{"map[]", "map[]"}},
+		{"one reads", []format.Formatter{ignoringFormatter{}, propsFormatter{}}, []string{"map[ActionTaken:Blocked]", "map[ActionTaken:Blocked]"}},
+		{"reader alone", []format.Formatter{propsFormatter{}}, []string{"map[ActionTaken:Blocked]"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var dests []Destination
+			var sinks []*scriptedSink
+			for i, f := range tc.fs {
+				sk := &scriptedSink{}
+				sinks = append(sinks, sk)
+				dests = append(dests, Destination{Name: fmt.Sprint("d", i), Formatter: f, Sink: sk, Retry: fastRetry()})
+			}
+			rep := New(dests, Options{}).Process(context.Background(), batchOf(body), time.Now().Add(time.Minute))
+			if rep.Err != nil {
+				t.Fatal(rep.Err)
+			}
+			for i, sk := range sinks {
+				if len(sk.delivered) != 1 || sk.delivered[0] != tc.want[i] {
+					t.Errorf("destination %d got %q, want %q", i, sk.delivered, tc.want[i])
+				}
+			}
+		})
 	}
 }

@@ -259,6 +259,10 @@ func (f *Formatter) Format(dst []byte, rec *alert.Record) ([]byte, error) {
 	return dst, nil
 }
 
+// IgnoresExtendedProperties is true: the event is the raw record, and the indexed fields
+// come from other fields.
+func (f *Formatter) IgnoresExtendedProperties() bool { return true }
+
 // appendEpochMillis writes sec.mmm, truncating nsec to the millisecond. Integer arithmetic keeps
 // it exact and free of exponent notation whatever the year.
 func appendEpochMillis(dst []byte, sec int64, nsec int) []byte {

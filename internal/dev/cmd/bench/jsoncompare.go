@@ -252,9 +252,9 @@ func envelopeWay(name string, jc *jsonCorpus, c codec) jsonWay {
 	}}
 }
 
-// oursHEC is the product's record path for a HEC destination: record parse with entities
-// skipped (as the pipeline does when no destination reads them) and the HEC formatter,
-// through the packages' public API.
+// oursHEC is the product's record path for a HEC destination: record parse with entities and
+// extended properties skipped (as the pipeline does when no destination reads them) and the
+// HEC formatter, through the packages' public API.
 type oursHEC struct {
 	f   *hecformat.Formatter
 	buf []byte
@@ -267,7 +267,7 @@ func newOursHEC() *oursHEC {
 }
 
 func (o *oursHEC) record(n int, body []byte, emit func([]byte)) error {
-	recs, err := alert.Options{SkipEntities: true}.ParseMessage(body)
+	recs, err := alert.Options{SkipEntities: true, SkipExtendedProperties: true}.ParseMessage(body)
 	if err != nil {
 		return fmt.Errorf("ours: record %d: %w", n, err)
 	}
