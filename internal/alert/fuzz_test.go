@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -289,15 +290,7 @@ func FuzzDecodeEntities(f *testing.F) {
 		}
 		f.Add([]byte(m.Entities))
 	}
-	for _, s := range []string{
-		`[]`, `[1,"x",null,{}]`, `[{"Type":"ip","Address":"10.0.0.1","n":1.50e3}]`,
-		`[{"$id":"1","Type":"host"},{"$ref":"1"},{"$REF":"2"}]`, `[{"a":{"$ref":"1"}},{"$id":"1","b":[{"$ref":"1"}]}]`,
-		`[{"a":1,"a":2,"A":3}]`, `[{"s":"\u00e9\ud83d\ude00\ufffd","bad":"` + "\xff" + `"}]`,
-		`[{"deep":` + strings.Repeat("[", 70) + strings.Repeat("]", 70) + `}]`, `[{"x":{"Type":"file","Name":"a"}}]`,
-		`{"not":"an array"}`, `[{"a":1}`, ` [ { "a" : [ 1 , 2 ] } ] `,
-	} {
-		f.Add([]byte(s))
-	}
+	addEntitySeeds(f)
 	f.Fuzz(func(t *testing.T, v []byte) {
 		ents, nested := decodeEntities(v)
 		var ref []any
@@ -465,4 +458,87 @@ func strictSubset(s string) bool {
 		rest = rest[n:]
 	}
 	return rest == "" || rest == "Z" || len(rest) == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':'
+}
+
+func addEntitySeeds(f *testing.F) {
+	for _, s := range []string{
+		`[]`, `[1,"x",null,{}]`, `[{"Type":"ip","Address":"10.0.0.1","n":1.50e3}]`,
+		`[{"$id":"1","Type":"host"},{"$ref":"1"},{"$REF":"2"}]`, `[{"a":{"$ref":"1"}},{"$id":"1","b":[{"$ref":"1"}]}]`,
+		`[{"a":1,"a":2,"A":3}]`, `[{"s":"\u00e9\ud83d\ude00\ufffd","bad":"` + "\xff" + `"}]`,
+		`[{"deep":` + strings.Repeat("[", 70) + strings.Repeat("]", 70) + `}]`, `[{"x":{"Type":"file","Name":"a"}}]`,
+		`{"not":"an array"}`, `[{"a":1}`, ` [ { "a" : [ 1 , 2 ] } ] `,
+	} {
+		f.Add([]byte(s))
+	}
+	for _, s := range []string{
+		`[{"Type":"host","HostName":"h1","hostname":"h2"},{"TYPE":"Host","netbiosname":"n","HOSTNAME":"h3"}]`,
+		`[{"$id":"1","Type":"ip","Address":"10.0.0.1"},{"Type":"process","Host":{"$id":"2","Type":"host","HostName":"inner","Account":{"Type":"account","Name":"deep"}}}]`,
+		`[{"Type":"url","Url":7},{"Type":"url","Url":true},{"Type":"url","Url":null},{"Type":5,"Url":"x"},[{"type":"url","url":"in-array"}]]`,
+		`[{"Type":"file","Name":"a\u0041","Name":"b"},{"type":"file","type":"ip","Address":"::1"}]`,
+		`[{"a":{"$ref":"1","Type":"host","HostName":"with-ref"}},{"$ref":"x"}]`,
+	} {
+		f.Add([]byte(s))
+	}
+}
+
+// entityQueries are what CEF asks of entities, and some letter cases besides.
+var entityQueries = []struct {
+	typ    string
+	fields []int
+}{{"ip", []int{0}}, {"host", []int{1, 2}}, {"account", []int{3}}, {"file", []int{3}}, {"url", []int{4}}, {"HOST", []int{2, 1}}, {"process", []int{3, 0}}}
+
+var entityFieldNames = []string{"Address", "HostName", "NetBiosName", "Name", "Url"}
+
+// ScanEntities reads values from the entity list without decoding it; where it says it can,
+// it must find what DecodeEntities and EntityValues find.
+func FuzzScanEntities(f *testing.F) {
+	addEntitySeeds(f)
+	f.Fuzz(func(t *testing.T, list []byte) {
+		a := &Alert{EntitiesJSON: list}
+		ents, ok := a.ScanEntities(entityFieldNames...)
+		if !ok {
+			return
+		}
+		ref := &Alert{EntitiesJSON: list}
+		ref.DecodeEntities()
+		for _, q := range entityQueries {
+			var names []string
+			for _, i := range q.fields {
+				names = append(names, entityFieldNames[i])
+			}
+			got, want := ScannedValues(ents, q.typ, q.fields...), ref.EntityValues(q.typ, names...)
+			if !slices.Equal(got, want) {
+				t.Fatalf("%s %v: ScanEntities %q, DecodeEntities %q", q.typ, names, got, want)
+			}
+		}
+	})
+}
+
+// The real export with entities (27 of them, $id and $ref throughout, one element of the list a
+// reference) takes the scanning path, and it finds what decoding finds.
+func TestScanEntitiesSamples(t *testing.T) {
+	for _, name := range []string{"elastic_eventhub_alert.json"} {
+		rec, err := Options{SkipEntities: true}.Parse(readTestdata(t, name), 0)
+		if err != nil || rec.Alert == nil || rec.Alert.EntitiesJSON == nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		ents, ok := rec.Alert.ScanEntities(entityFieldNames...)
+		if !ok || len(ents) == 0 {
+			t.Fatalf("%s: ScanEntities ok=%v, %d entities", name, ok, len(ents))
+		}
+		ref := *rec.Alert
+		ref.DecodeEntities()
+		for _, q := range entityQueries {
+			var names []string
+			for _, i := range q.fields {
+				names = append(names, entityFieldNames[i])
+			}
+			if got, want := ScannedValues(ents, q.typ, q.fields...), ref.EntityValues(q.typ, names...); !slices.Equal(got, want) {
+				t.Errorf("%s: %s %v: %q, want %q", name, q.typ, names, got, want)
+			}
+		}
+		if hosts := ScannedValues(ents, "host", 1); len(hosts) == 0 {
+			t.Errorf("%s: no host names found", name)
+		}
+	}
 }

@@ -37,7 +37,7 @@ var types = map[string]typeInfo{
 	"splunk_hec": {build: buildHEC, kinds: nil},
 	"http":       {build: buildHTTP, kinds: nil},
 	"syslog":     {build: buildSyslog, kinds: siemKinds},
-	"cef":        {build: buildCEF, kinds: siemKinds, entities: true},
+	"cef":        {build: buildCEF, kinds: siemKinds}, // reads its five entity values from the raw list itself
 	"leef":       {build: buildLEEF, kinds: siemKinds, entities: true},
 	"logrhythm":  {build: buildLogRhythm, kinds: siemKinds, entities: true},
 

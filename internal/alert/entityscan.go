@@ -1,0 +1,382 @@
+package alert
+
+import (
+	"bytes"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/defender-siem/forwarder/internal/jsonx"
+)
+
+// ScannedEntity is an entity as ScanEntities reads it: its type (lower-cased, as
+// Entity.Type) and the text of each field asked for, in the order asked ("" when absent or
+// not a string, number or boolean).
+type ScannedEntity struct {
+	Type   string
+	Values []string
+}
+
+// ScanEntities reads the named fields of every entity in EntitiesJSON straight from the JSON,
+// without building the maps DecodeEntities builds: the entities in the order EntityValues
+// visits them (the list's own, then the ones written inside them), each with
+// Values[i] = the text of fields[i] as EntityValues reads it. It is for formats that want a
+// few values of a large alert.
+//
+// It reports false when the list needs what only DecodeEntities does: an element of the list
+// that is a {"$ref":…} (whose entity is elsewhere, and whose resolution has limits), or
+// nesting deeper than entity decoding goes. The caller then decodes the entities; a fuzz test
+// holds the two to the same values.
+func (a *Alert) ScanEntities(fields ...string) ([]ScannedEntity, bool) {
+	v := a.EntitiesJSON
+	start, end := jsonx.Trim(v)
+	if start >= end || v[start] != '[' {
+		return nil, true
+	}
+	s := entityScan{fields: fields, root: v[:end]}
+	if stop, ok := s.value(start, 0); !ok || stop != end {
+		// Not well-formed (DecodeEntities gives no entities then), or past what the walk does.
+		return nil, false
+	}
+	if s.bail || !s.resolve() {
+		return nil, false
+	}
+	out := make([]ScannedEntity, 0, len(s.top)+len(s.nested))
+	for _, it := range s.top {
+		switch {
+		case it.ref < 0:
+			out = append(out, it.ent)
+		case s.refs[it.ref].target >= 0:
+			out = append(out, s.defs[s.refs[it.ref].target].ent)
+		default:
+			// A reference to no entity stays {"$ref":…}, which has no type.
+			out = append(out, ScannedEntity{Values: make([]string, len(fields))})
+		}
+	}
+	return append(out, s.nested...), true
+}
+
+// scanDepthLimit keeps ScanEntities well inside maxEntityDepth, past which DecodeEntities
+// keeps values as raw JSON; scanRefLimit bounds the quadratic work of resolve.
+const (
+	scanDepthLimit = maxEntityDepth - 4
+	scanRefLimit   = 1 << 10
+)
+
+type entityScan struct {
+	fields []string
+	root   []byte
+	top    []scanItem
+	nested []ScannedEntity
+	stack  []fieldMatch
+	defs   []scanDef // objects with an $id, in the order they end
+	refs   []scanRef // {"$ref":…} objects, in document order
+	count  int       // JSON values seen, as DecodeEntities counts them against expandBudget
+	bail   bool
+}
+
+// scanItem is an element of the list: an entity, or the reference refs[ref].
+type scanItem struct {
+	ent ScannedEntity
+	ref int
+}
+
+type scanDef struct {
+	id         string
+	start, end int // span in root
+	values     int // JSON values in the span
+	ent        ScannedEntity
+	state      int8 // of resolve's walk: 0 new, 1 being sized, 2 sized
+	size       int  // at most what DecodeEntities' expansion of it can reach
+}
+
+type scanRef struct {
+	id     string
+	start  int
+	target int // index in defs, or -1
+}
+
+// value walks the value at root[i], found at depth (the list is depth 0, its elements 1), and
+// returns the index past it; false when the text is not well-formed there, or when the walk
+// gave up (s.bail).
+func (s *entityScan) value(i, depth int) (int, bool) {
+	d := s.root
+	s.count++
+	if depth > scanDepthLimit || len(s.refs) > scanRefLimit || len(s.defs) > scanRefLimit {
+		s.bail = true
+	}
+	if s.bail || i >= len(d) {
+		return i, false
+	}
+	switch d[i] {
+	case '{':
+		return s.object(i, depth)
+	case '[':
+		i = jsonx.SkipSpace(d, i+1)
+		if i < len(d) && d[i] == ']' {
+			return i + 1, true
+		}
+		for {
+			end, ok := s.value(i, depth+1)
+			if !ok {
+				return end, false
+			}
+			i = jsonx.SkipSpace(d, end)
+			switch {
+			case i >= len(d):
+				return i, false
+			case d[i] == ']':
+				return i + 1, true
+			case d[i] != ',':
+				return i, false
+			}
+			i = jsonx.SkipSpace(d, i+1)
+		}
+	}
+	end, err := jsonx.Skip(d, i, depth)
+	return end, err == nil
+}
+
+// fieldMatch follows fieldValue over the map DecodeEntities builds: the last member named
+// exactly, else the last member of the smallest key equal to the name in any case.
+type fieldMatch struct {
+	exact, fold []byte
+	foldKey     []byte // decoded
+	folded      bool
+}
+
+func (m *fieldMatch) offer(name string, key, val []byte) {
+	switch {
+	case string(key) == name:
+		m.exact = val
+	case foldEqual(key, name):
+		if !m.folded || bytes.Compare(key, m.foldKey) <= 0 {
+			m.foldKey, m.fold, m.folded = key, val, true
+		}
+	}
+}
+
+func (m *fieldMatch) value() []byte {
+	if m.exact != nil {
+		return m.exact
+	}
+	return m.fold
+}
+
+// foldEqual is strings.EqualFold for a decoded key, without converting the key when it is
+// ASCII (Unicode folding can pair names of different lengths, so those take the slow way).
+func foldEqual(key []byte, name string) bool {
+	for _, c := range key {
+		if c >= utf8.RuneSelf {
+			return strings.EqualFold(string(key), name)
+		}
+	}
+	if len(key) != len(name) {
+		return false
+	}
+	for i, c := range key {
+		if lowerASCII(c) != lowerASCII(name[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerASCII(c byte) byte {
+	if c >= 'A' && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+// object reads the object at root[i] as DecodeEntities' object does: a lone string $ref
+// member makes it a reference, a string $id a definition, a string type member a nested
+// entity below depth 1. Its field matches live on s.stack, by index, since walking a member's
+// value may grow the stack.
+func (s *entityScan) object(i, depth int) (int, bool) {
+	d := s.root
+	start, countBefore := i, s.count-1
+	n := len(s.fields) + 1 // the last one is "Type"
+	base := len(s.stack)
+	s.stack = append(s.stack, make([]fieldMatch, n)...)
+	defer func() { s.stack = s.stack[:base] }()
+	members := 0
+	var ref, id, typ string
+	var isRef, hasID, hasType bool
+	i = jsonx.SkipSpace(d, i+1)
+	for i < len(d) && d[i] != '}' {
+		if d[i] != '"' {
+			return i, false
+		}
+		ke, esc, err := jsonx.SkipString(d, i)
+		if err != nil {
+			return ke, false
+		}
+		key := d[i+1 : ke-1]
+		if esc {
+			key = []byte(jsonx.DecodeKey(key, esc))
+		}
+		i = jsonx.SkipSpace(d, ke)
+		if i >= len(d) || d[i] != ':' {
+			return i, false
+		}
+		vs := jsonx.SkipSpace(d, i+1)
+		ve, ok := s.value(vs, depth+1)
+		if !ok {
+			return ve, false
+		}
+		val := d[vs:ve]
+		members++
+		for k, f := range s.fields {
+			s.stack[base+k].offer(f, key, val)
+		}
+		s.stack[base+n-1].offer("Type", key, val)
+		if val[0] == '"' && len(key) >= 3 {
+			switch {
+			case foldEqual(key, "type"):
+				typ, _ = jsonx.DecodeString(val)
+				hasType = true
+			case key[0] != '$':
+			case foldEqual(key, "$ref"):
+				ref, _ = jsonx.DecodeString(val)
+				isRef = true
+			case foldEqual(key, "$id"):
+				id, _ = jsonx.DecodeString(val)
+				hasID = true
+			}
+		}
+		i = jsonx.SkipSpace(d, ve)
+		if i >= len(d) {
+			return i, false
+		}
+		if d[i] == ',' {
+			i = jsonx.SkipSpace(d, i+1)
+			if i >= len(d) || d[i] == '}' {
+				return i, false // a trailing comma
+			}
+		} else if d[i] != '}' {
+			return i, false
+		}
+	}
+	if i >= len(d) {
+		return i, false
+	}
+	end := i + 1
+	matches := s.stack[base : base+n]
+	if isRef && members == 1 {
+		s.refs = append(s.refs, scanRef{id: ref, start: start, target: -1})
+		if depth == 1 {
+			s.top = append(s.top, scanItem{ref: len(s.refs) - 1})
+		}
+		return end, true
+	}
+	if depth > 1 && !hasType && !hasID {
+		return end, true // neither an entity nor a definition: its fields are nobody's
+	}
+	ent := ScannedEntity{
+		Type: strings.ToLower(scalarText(matches[n-1].value())), Values: s.values(matches),
+	}
+	if depth == 1 {
+		s.top = append(s.top, scanItem{ent: ent, ref: -1})
+	} else if hasType {
+		s.nested = append(s.nested, ScannedEntity{Type: strings.ToLower(typ), Values: ent.Values})
+	}
+	if hasID {
+		s.defs = append(s.defs, scanDef{id: id, start: start, end: end, values: s.count - countBefore, ent: ent})
+	}
+	return end, true
+}
+
+// resolve finds each reference's definition as DecodeEntities does (the latest one finished
+// before the reference, else the last one), and reports false unless DecodeEntities' budget
+// can never refuse a link: the values of the list plus, for every reference, twice an upper
+// bound of its target's expanded size (once inside its container, once in the running
+// total) must stay within expandBudget. A cycle of references has no bound.
+func (s *entityScan) resolve() bool {
+	for r := range s.refs {
+		ref := &s.refs[r]
+		best, last := -1, -1
+		for i, def := range s.defs {
+			if def.id != ref.id {
+				continue
+			}
+			if last < 0 || def.end > s.defs[last].end {
+				last = i
+			}
+			if def.end <= ref.start && (best < 0 || def.end > s.defs[best].end) {
+				best = i
+			}
+		}
+		if best < 0 {
+			best = last
+		}
+		ref.target = best
+	}
+	total := s.count
+	for _, ref := range s.refs {
+		if ref.target < 0 {
+			continue
+		}
+		n, ok := s.size(ref.target)
+		if !ok {
+			return false
+		}
+		total += 2 * n
+		if total > expandBudget {
+			return false
+		}
+	}
+	return true
+}
+
+// size bounds the expanded size of defs[i]: its own values, with each reference inside it
+// replaced by its target's bound.
+func (s *entityScan) size(i int) (int, bool) {
+	def := &s.defs[i]
+	switch def.state {
+	case 1:
+		return 0, false
+	case 2:
+		return def.size, true
+	}
+	def.state = 1
+	n := def.values
+	for _, ref := range s.refs {
+		if ref.target < 0 || ref.start < def.start || ref.start >= def.end {
+			continue
+		}
+		t, ok := s.size(ref.target)
+		if !ok || n > expandBudget {
+			return 0, false
+		}
+		n += t
+	}
+	def.state, def.size = 2, n
+	return n, true
+}
+
+func (s *entityScan) values(matches []fieldMatch) []string {
+	out := make([]string, len(s.fields))
+	for i := range s.fields {
+		out[i] = scalarText(matches[i].value())
+	}
+	return out
+}
+
+// ScannedValues is EntityValues over entities read by ScanEntities: the distinct non-empty
+// values, in order, of the fields (indexes into the names given to ScanEntities) of the
+// entities of type entityType (in any letter case).
+func ScannedValues(ents []ScannedEntity, entityType string, fields ...int) []string {
+	var out []string
+	for _, e := range ents {
+		if !strings.EqualFold(e.Type, entityType) {
+			continue
+		}
+		for _, f := range fields {
+			if v := e.Values[f]; v != "" && !slices.Contains(out, v) {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
+}
