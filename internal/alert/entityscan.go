@@ -145,7 +145,10 @@ type fieldMatch struct {
 	folded      bool
 }
 
-func (m *fieldMatch) offer(name string, key, val []byte) {
+func (m *fieldMatch) offer(name string, key, val []byte, ascii bool) {
+	if ascii && len(key) != len(name) {
+		return // ASCII folding keeps lengths
+	}
 	switch {
 	case string(key) == name:
 		m.exact = val
@@ -227,10 +230,11 @@ func (s *entityScan) object(i, depth int) (int, bool) {
 		}
 		val := d[vs:ve]
 		members++
+		ascii := isASCII(key)
 		for k, f := range s.fields {
-			s.stack[base+k].offer(f, key, val)
+			s.stack[base+k].offer(f, key, val, ascii)
 		}
-		s.stack[base+n-1].offer("Type", key, val)
+		s.stack[base+n-1].offer("Type", key, val, ascii)
 		if val[0] == '"' && len(key) >= 3 {
 			switch {
 			case foldEqual(key, "type"):
