@@ -2,6 +2,7 @@ package alert
 
 import (
 	"bytes"
+	"errors"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -23,10 +24,12 @@ type ScannedEntity struct {
 // Values[i] = the text of fields[i] as EntityValues reads it. It is for formats that want a
 // few values of a large alert.
 //
-// It reports false when the list needs what only DecodeEntities does: an element of the list
-// that is a {"$ref":…} (whose entity is elsewhere, and whose resolution has limits), or
-// nesting deeper than entity decoding goes. The caller then decodes the entities; a fuzz test
-// holds the two to the same values.
+// An element of the list that is a {"$ref":…} stands for the entity it names, as in
+// DecodeEntities. ScanEntities reports false when the list needs what only DecodeEntities
+// does: a list that is not well-formed, nesting past scanDepthLimit, more ids or references
+// than scanRefLimit, a cycle of references, or references whose expansion could reach
+// expandBudget (where DecodeEntities starts keeping them as written). The caller then decodes
+// the entities; a fuzz test holds the two to the same values.
 func (a *Alert) ScanEntities(fields ...string) ([]ScannedEntity, bool) {
 	v := a.EntitiesJSON
 	start, end := jsonx.Trim(v)
@@ -34,11 +37,8 @@ func (a *Alert) ScanEntities(fields ...string) ([]ScannedEntity, bool) {
 		return nil, true
 	}
 	s := entityScan{fields: fields, root: v[:end]}
-	if stop, ok := s.value(start, 0); !ok || stop != end {
+	if stop, err := s.value(start, 0); err != nil || stop != end || !s.resolve() {
 		// Not well-formed (DecodeEntities gives no entities then), or past what the walk does.
-		return nil, false
-	}
-	if s.bail || !s.resolve() {
 		return nil, false
 	}
 	out := make([]ScannedEntity, 0, len(s.top)+len(s.nested))
@@ -72,7 +72,6 @@ type entityScan struct {
 	defs   []scanDef // objects with an $id, in the order they end
 	refs   []scanRef // {"$ref":…} objects, in document order
 	count  int       // JSON values seen, as DecodeEntities counts them against expandBudget
-	bail   bool
 }
 
 // scanItem is an element of the list: an entity, or the reference refs[ref].
@@ -96,45 +95,26 @@ type scanRef struct {
 	target int // index in defs, or -1
 }
 
+// errScanLimit stops a walk that went past what ScanEntities does.
+var errScanLimit = errors.New("past the scan's limits")
+
 // value walks the value at root[i], found at depth (the list is depth 0, its elements 1), and
-// returns the index past it; false when the text is not well-formed there, or when the walk
-// gave up (s.bail).
-func (s *entityScan) value(i, depth int) (int, bool) {
+// returns the index past it.
+func (s *entityScan) value(i, depth int) (int, error) {
 	d := s.root
 	s.count++
 	if depth > scanDepthLimit || len(s.refs) > scanRefLimit || len(s.defs) > scanRefLimit {
-		s.bail = true
+		return i, errScanLimit
 	}
-	if s.bail || i >= len(d) {
-		return i, false
-	}
-	switch d[i] {
-	case '{':
-		return s.object(i, depth)
-	case '[':
-		i = jsonx.SkipSpace(d, i+1)
-		if i < len(d) && d[i] == ']' {
-			return i + 1, true
-		}
-		for {
-			end, ok := s.value(i, depth+1)
-			if !ok {
-				return end, false
-			}
-			i = jsonx.SkipSpace(d, end)
-			switch {
-			case i >= len(d):
-				return i, false
-			case d[i] == ']':
-				return i + 1, true
-			case d[i] != ',':
-				return i, false
-			}
-			i = jsonx.SkipSpace(d, i+1)
+	if i < len(d) {
+		switch d[i] {
+		case '{':
+			return s.object(i, depth)
+		case '[':
+			return jsonx.WalkElements(d, i, func(vs int) (int, error) { return s.value(vs, depth+1) })
 		}
 	}
-	end, err := jsonx.Skip(d, i, depth)
-	return end, err == nil
+	return jsonx.Skip(d, i, depth)
 }
 
 // fieldMatch follows fieldValue over the map DecodeEntities builds: the last member named
@@ -196,7 +176,7 @@ func lowerASCII(c byte) byte {
 // member makes it a reference, a string $id a definition, a string type member a nested
 // entity below depth 1. Its field matches live on s.stack, by index, since walking a member's
 // value may grow the stack.
-func (s *entityScan) object(i, depth int) (int, bool) {
+func (s *entityScan) object(i, depth int) (int, error) {
 	d := s.root
 	start, countBefore := i, s.count-1
 	n := len(s.fields) + 1 // the last one is "Type"
@@ -206,27 +186,13 @@ func (s *entityScan) object(i, depth int) (int, bool) {
 	members := 0
 	var ref, id, typ string
 	var isRef, hasID, hasType bool
-	i = jsonx.SkipSpace(d, i+1)
-	for i < len(d) && d[i] != '}' {
-		if d[i] != '"' {
-			return i, false
-		}
-		ke, esc, err := jsonx.SkipString(d, i)
+	end, err := jsonx.WalkMembers(d, i, func(key []byte, esc bool, vs int) (int, error) {
+		ve, err := s.value(vs, depth+1)
 		if err != nil {
-			return ke, false
+			return ve, err
 		}
-		key := d[i+1 : ke-1]
 		if esc {
 			key = []byte(jsonx.DecodeKey(key, esc))
-		}
-		i = jsonx.SkipSpace(d, ke)
-		if i >= len(d) || d[i] != ':' {
-			return i, false
-		}
-		vs := jsonx.SkipSpace(d, i+1)
-		ve, ok := s.value(vs, depth+1)
-		if !ok {
-			return ve, false
 		}
 		val := d[vs:ve]
 		members++
@@ -249,33 +215,21 @@ func (s *entityScan) object(i, depth int) (int, bool) {
 				hasID = true
 			}
 		}
-		i = jsonx.SkipSpace(d, ve)
-		if i >= len(d) {
-			return i, false
-		}
-		if d[i] == ',' {
-			i = jsonx.SkipSpace(d, i+1)
-			if i >= len(d) || d[i] == '}' {
-				return i, false // a trailing comma
-			}
-		} else if d[i] != '}' {
-			return i, false
-		}
+		return ve, nil
+	})
+	if err != nil {
+		return end, err
 	}
-	if i >= len(d) {
-		return i, false
-	}
-	end := i + 1
 	matches := s.stack[base : base+n]
 	if isRef && members == 1 {
 		s.refs = append(s.refs, scanRef{id: ref, start: start, target: -1})
 		if depth == 1 {
 			s.top = append(s.top, scanItem{ref: len(s.refs) - 1})
 		}
-		return end, true
+		return end, nil
 	}
 	if depth > 1 && !hasType && !hasID {
-		return end, true // neither an entity nor a definition: its fields are nobody's
+		return end, nil // neither an entity nor a definition: its fields are nobody's
 	}
 	ent := ScannedEntity{
 		Type: strings.ToLower(scalarText(matches[n-1].value())), Values: s.values(matches),
@@ -288,7 +242,7 @@ func (s *entityScan) object(i, depth int) (int, bool) {
 	if hasID {
 		s.defs = append(s.defs, scanDef{id: id, start: start, end: end, values: s.count - countBefore, ent: ent})
 	}
-	return end, true
+	return end, nil
 }
 
 // resolve finds each reference's definition as DecodeEntities does (the latest one finished

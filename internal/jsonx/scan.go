@@ -341,10 +341,16 @@ func (w *Walk) afterMember(d []byte, i int, closer byte) (int, error) {
 	return i, syntaxErr(i, "expected comma or end of array")
 }
 
-// walkMembers checks the object starting at d[i] ('{') member by member and returns the index
+// WalkMembers checks the object starting at d[i] ('{') member by member and returns the index
 // just past it. For each member it calls value with the raw key (escapes undecoded; esc says
-// whether it has any) and the index of the value's first byte in d; value must check the
-// value and return the index just past it, or an error.
+// whether it has any) and the index of the value's first byte in d; value must check the value
+// and return the index just past it, or an error. It is the walk for callers that read nested
+// values as they go, which EachMember would skip first.
+func WalkMembers(d []byte, i int, value func(key []byte, esc bool, vs int) (int, error)) (int, error) {
+	var w Walk
+	return w.walkMembers(d, i, value)
+}
+
 func (w *Walk) walkMembers(d []byte, i int, value func(key []byte, esc bool, vs int) (int, error)) (int, error) {
 	i = w.space(d, i+1)
 	if i < len(d) && d[i] == '}' {
