@@ -76,6 +76,28 @@ need_azurite() {
   fi
 }
 
+# peer_app prints the event-hubs-hec folder of the Node peer (splunk/azure-functions-splunk,
+# unmodified, its locked npm dependencies installed) that `bench` measures beside the handler.
+# PEER_DIR names a checkout; without one it is cloned into .tools/. Where neither works the
+# benchmark runs without the peer and says so.
+PEER_DIR=${PEER_DIR:-$TOOLS/azure-functions-splunk}
+peer_app() {
+  local app=$PEER_DIR/event-hubs-hec
+  if [ ! -f "$app/diagnostic_logs/index.js" ]; then
+    log "the Node peer: cloning splunk/azure-functions-splunk into $PEER_DIR"
+    if ! timeout 120 git clone -q --depth 1 https://github.com/splunk/azure-functions-splunk "$PEER_DIR" >&2; then
+      log "could not get the Node peer; set PEER_DIR to a checkout of splunk/azure-functions-splunk to measure it"
+      return 1
+    fi
+  fi
+  if [ ! -d "$app/node_modules/axios" ]; then
+    log "the Node peer: installing its locked dependencies from the npm registry"
+    npm ci --prefix "$app" --no-audit --no-fund --loglevel=error >&2 || return 1
+  fi
+  log "the Node peer: $(git -C "$PEER_DIR" log -1 --format='%h %cs' 2>/dev/null || echo 'not a git checkout')"
+  echo "$app"
+}
+
 # check_layout fails when a product package depends on the tooling under internal/dev, or when
 # go.mod and go.sum are not what go mod tidy would write.
 check_layout() {
@@ -161,8 +183,10 @@ case "${1:-build}" in
     build
     log "Go benchmarks, one core"
     GOMAXPROCS=1 go test -run '^$' -bench . -benchmem ./internal/pipeline ./internal/alert ./internal/hostproto ./internal/format/... ./internal/dev/cmd/bench
-    log "benchmark tool: the real handler, three destinations, and HEC alone"
-    go run ./internal/dev/cmd/bench -handler "$APP/handler" -app "$APP" -azurite "$TOOLS/node_modules/.bin/azurite-table"
+    peer=()
+    if app=$(peer_app); then peer=(-peer "$app"); fi
+    log "benchmark tool: the real handler, three destinations, HEC alone and the Node peer"
+    go run ./internal/dev/cmd/bench -handler "$APP/handler" -app "$APP" -azurite "$TOOLS/node_modules/.bin/azurite-table" "${peer[@]}"
     log "benchmark tool: the JSON layer against encoding/json, goccy/go-json and sonic, one core"
     GOMAXPROCS=1 go run ./internal/dev/cmd/bench -json
     log "the same built with GOEXPERIMENT=jsonv2 (encoding/json/v2)"

@@ -105,14 +105,15 @@ func forward(p Processor, opts Options) http.HandlerFunc {
 			}
 			return
 		}
-		env, err := hostproto.ParseInvokeRequest(body)
+		batch, err := decodeInvocation(body)
+		body = nil
 		if err != nil {
-			log.Error("undecodable invocation envelope", "err", err.Error())
-			hostproto.WriteResponse(w, http.StatusBadRequest, hostproto.InvokeResponse{Logs: []string{"undecodable invocation envelope: " + err.Error()}})
-			return
-		}
-		batch, err := hostproto.DecodeEventHubBatch(&env, TriggerBinding)
-		if err != nil {
+			var undecodable envelopeError
+			if errors.As(err, &undecodable) {
+				log.Error("undecodable invocation envelope", "err", err.Error())
+				hostproto.WriteResponse(w, http.StatusBadRequest, hostproto.InvokeResponse{Logs: []string{"undecodable invocation envelope: " + err.Error()}})
+				return
+			}
 			log.Error("invocation carries no events", "err", err.Error())
 			hostproto.WriteResponse(w, http.StatusBadRequest, hostproto.InvokeResponse{Logs: []string{err.Error()}})
 			return
@@ -134,6 +135,23 @@ func forward(p Processor, opts Options) http.HandlerFunc {
 		log.Info("invocation answered", "status", status, "events", rep.Events, "records", rep.Records, "duration_ms", time.Since(start).Milliseconds())
 		hostproto.WriteResponse(w, status, hostproto.InvokeResponse{Logs: rep.Logs})
 	}
+}
+
+// envelopeError is an invocation body that is not a host envelope at all.
+type envelopeError struct{ error }
+
+func (e envelopeError) Unwrap() error { return e.error }
+
+// decodeInvocation decodes the envelope and the batch it carries. It is a function of its own
+// so that nothing in the caller keeps the body or the envelope (whose raw values are slices of
+// it) reachable: the batch's events have a buffer of their own, and a 1,000-event body is
+// megabytes the collector may then take back while the batch is delivered.
+func decodeInvocation(body []byte) (hostproto.Batch, error) {
+	env, err := hostproto.ParseInvokeRequest(body)
+	if err != nil {
+		return hostproto.Batch{}, envelopeError{err}
+	}
+	return hostproto.DecodeEventHubBatch(&env, TriggerBinding)
 }
 
 // readInvocation reads a request's body, at most limit bytes (0: no limit) within timeout (0:

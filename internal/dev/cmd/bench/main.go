@@ -5,6 +5,8 @@
 // throughput, invocation latency, CPU per record and peak memory of the handler (three
 // destinations, and Splunk HEC alone with one invocation in flight), next to in-process
 // figures (allocations per record) and the naive encoding/json forwarder on the same alerts.
+// With -peer it also plays the same alerts at the Node.js peer most users run
+// (splunk/azure-functions-splunk) against the same HEC receiver and prints the two per core.
 // With -soak it plays for a long time instead and watches the handler's memory.
 //
 // Two modes need no handler and run in process on one core: -json compares JSON libraries
@@ -14,6 +16,7 @@
 // Run it from the repository root after building the handler:
 //
 //	go run ./internal/dev/cmd/bench -handler dist/app/handler
+//	go run ./internal/dev/cmd/bench -handler dist/app/handler -peer <checkout>/event-hubs-hec
 //	go run ./internal/dev/cmd/bench -json
 //	GOEXPERIMENT=jsonv2 go run ./internal/dev/cmd/bench -json
 //	go run ./internal/dev/cmd/bench -gzip
@@ -77,6 +80,11 @@ type Config struct {
 	// Settings are extra app settings (KEY=VALUE) for the handler, after the tool's own, to
 	// measure a setting's cost.
 	Settings []string
+	// Peer, when set, is the event-hubs-hec folder of a splunk/azure-functions-splunk
+	// checkout (its npm dependencies installed): the Node peer is then played on the same
+	// alerts against the same HEC receiver, right after the HEC-only figure, and the tool
+	// prints the two per core.
+	Peer string
 }
 
 // Scenario is one kind of batch played at the handler.
@@ -130,6 +138,9 @@ func (c Config) Validate() error {
 	if c.JSONRecords < 100 || c.JSONRecords%100 != 0 {
 		errs = append(errs, fmt.Errorf("-json-records: want a positive multiple of 100, got %d", c.JSONRecords))
 	}
+	if c.Peer != "" && !c.HECOnly {
+		errs = append(errs, errors.New("-peer: compares with the HEC-only figure, so -hec-only must stay on"))
+	}
 	if c.ColdStarts < 1 {
 		errs = append(errs, errors.New("-coldstarts: want at least 1"))
 	}
@@ -179,6 +190,7 @@ func main() {
 	flag.BoolVar(&c.JSON, "json", false, "compare the JSON layer candidates with ours, interleaved on one core, instead of the table (no handler needed)")
 	flag.BoolVar(&c.HECOnly, "hec-only", c.HECOnly, "also play typical:100 at a handler with only the Splunk HEC destination, one invocation in flight")
 	flag.BoolVar(&c.Gzip, "gzip", false, "compare compress/gzip with klauspost/compress/gzip on HEC bodies, interleaved on one core, instead of the table (no handler needed)")
+	flag.StringVar(&c.Peer, "peer", "", "the event-hubs-hec folder of a splunk/azure-functions-splunk checkout with node_modules: also measure the Node peer (needs node and -hec-only)")
 	flag.IntVar(&c.JSONRecords, "json-records", c.JSONRecords, "alerts in the -json and -gzip corpus (a multiple of 100)")
 	flag.Func("set", "an extra app setting KEY=VALUE for the handler (repeatable), e.g. Destinations__splunk__Compression=gzip", func(kv string) error {
 		c.Settings = append(c.Settings, kv)
@@ -210,6 +222,7 @@ type rig struct {
 	logs     *logCounter
 	sent     atomic.Int64 // records in invocations the handler answered 2xx
 	hecOnly  int64        // of those, records sent while only the HEC destination was on
+	peer     int64        // events the Node peer posted to the HEC receiver
 	failures atomic.Int64 // invocations answered otherwise
 }
 
@@ -441,6 +454,8 @@ func run(ctx context.Context, c Config, out io.Writer) error {
 		rows = append(rows, rw)
 		handlerCPU += res.cpu
 	}
+	var hecOnly row
+	var peer peerRun
 	if c.HECOnly {
 		rw, cpu, err := r.playHECOnly(ctx, c, corp, basePerSec)
 		if err != nil {
@@ -448,6 +463,21 @@ func run(ctx context.Context, c Config, out io.Writer) error {
 		}
 		rows = append(rows, rw)
 		handlerCPU += cpu
+		hecOnly = rw
+	}
+	if c.Peer != "" {
+		bodies, err := corp.bodies(ShapeTypical, 2000)
+		if err != nil {
+			return err
+		}
+		peer, err = playPeer(ctx, c.Peer, r.hec.URL+"/services/collector/event", hecToken, bodies, 100, c.Duration)
+		r.peer += peer.posted
+		if err != nil {
+			return err
+		}
+		rw := peer.row(100)
+		rw.vsBaseline = peer.perCPUSecond() / basePerSec
+		rows = append(rows, rw)
 	}
 	selfCPU1, err := cpuTime(os.Getpid())
 	if err != nil {
@@ -466,6 +496,14 @@ func run(ctx context.Context, c Config, out io.Writer) error {
 	fmt.Fprintln(out)
 	// The receivers share the machine's cores with the handler: say how much they took.
 	fmt.Fprintf(out, "CPU during the handler scenarios: handler %.1f s, this tool (receivers, envelopes, host side) %.1f s\n", handlerCPU.Seconds(), (selfCPU1 - selfCPU0).Seconds())
+	if c.HECOnly && hecOnly.cpuPer1000 > 0 {
+		ours := 1000 / hecOnly.cpuPer1000.Seconds()
+		if p := peer.perCPUSecond(); p > 0 {
+			fmt.Fprintf(out, "Splunk HEC only, per core (records per CPU-second of the process): handler %.0f, Node peer %.0f: %.1f× the peer\n", ours, p, ours/p)
+		} else {
+			fmt.Fprintf(out, "Splunk HEC only, per core (records per CPU-second of the process): handler %.0f; the Node peer was not measured (-peer)\n", ours)
+		}
+	}
 	return r.verify(ctx, out)
 }
 
@@ -507,14 +545,14 @@ func (r *rig) playHECOnly(ctx context.Context, c Config, corp *corpus, basePerSe
 func (r *rig) verify(ctx context.Context, out io.Writer) error {
 	// Records sent while only HEC was on reached HEC alone.
 	want := r.sent.Load() - r.hecOnly
-	wantHEC := want + r.hecOnly
+	wantHEC := want + r.hecOnly + r.peer
 	// The TCP receivers may still be reading what the handler wrote and flushed.
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) && (int64(r.hec.Count()) < wantHEC || r.syslog.Frames() < want || r.cef.Frames() < want) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	var problems []error
-	fmt.Fprintf(out, "delivered: %d records sent in invocations answered 200 (%d of them to HEC alone); Splunk HEC got %d, syslog %d, CEF %d\n", want+r.hecOnly, r.hecOnly, r.hec.Count(), r.syslog.Frames(), r.cef.Frames())
+	fmt.Fprintf(out, "delivered: %d records sent in invocations answered 200 (%d of them to HEC alone), %d posted by the Node peer; Splunk HEC got %d, syslog %d, CEF %d\n", want+r.hecOnly, r.hecOnly, r.peer, r.hec.Count(), r.syslog.Frames(), r.cef.Frames())
 	for name, c := range map[string][2]int64{"Splunk HEC": {int64(r.hec.Count()), wantHEC}, "syslog": {r.syslog.Frames(), want}, "CEF": {r.cef.Frames(), want}} {
 		if got, want := c[0], c[1]; got != want {
 			problems = append(problems, fmt.Errorf("%s received %d records, want %d", name, got, want))
