@@ -327,10 +327,16 @@ type item struct {
 // could not deliver and the letter ids of what it delivered.
 func (p *Pipeline) deliver(ctx context.Context, dest *Destination, batch hostproto.Batch, records []item, taken []int, rep *DestinationReport) (letters []deadletter.Letter, delivered []string) {
 	d := &delivery{p: p, dest: dest, batch: batch, log: p.opts.Logger.With("destination", dest.Name, "partition", batch.Partition.PartitionID)}
-	r := d.render(records, taken)
-	letters = r.letters
-	s := d.send(ctx, r.payloads, rep)
-	for k, i := range r.sendable {
+	var sendable []int // the record of each payload, by position
+	s := d.send(ctx, rep, func(yield func(payloads [][]byte)) {
+		for _, w := range windows(records, taken) {
+			r := d.render(records, w)
+			letters = append(letters, r.letters...)
+			sendable = append(sendable, r.sendable...)
+			yield(r.payloads)
+		}
+	})
+	for k, i := range sendable {
 		it := records[i]
 		if s.ok[k] {
 			delivered = append(delivered, letterID(batch, it.ev, it.rec.Index))
@@ -339,6 +345,31 @@ func (p *Pipeline) deliver(ctx context.Context, dest *Destination, batch hostpro
 		letters = append(letters, d.undelivered(it, s.failure(k), s.attempts))
 	}
 	return letters, delivered
+}
+
+// windowRawBytes bounds the input rendered for a destination before it is sent: a large batch
+// is rendered and sent a window at a time in the first attempt, so that a destination holds one
+// window of rendered records, not the whole batch, beside the batch itself. The default batch
+// (100 events) is one window.
+const windowRawBytes = 2 << 20
+
+// windows cuts taken into runs of at most windowRawBytes of raw records (at least one record
+// each).
+func windows(records []item, taken []int) [][]int {
+	var out [][]int
+	start, size := 0, 0
+	for k, i := range taken {
+		n := len(records[i].rec.Raw)
+		if k > start && size+n > windowRawBytes {
+			out = append(out, taken[start:k])
+			start, size = k, 0
+		}
+		size += n
+	}
+	if start < len(taken) {
+		out = append(out, taken[start:])
+	}
+	return out
 }
 
 // delivery is one destination's share of one invocation.
@@ -409,49 +440,93 @@ func (s *sent) failure(k int) error {
 	return sink.Retryable(sink.ReasonTimeout, 0, errors.New("not attempted before the deadline"))
 }
 
-// send delivers payloads with the destination's retry policy, each attempt sending only what
-// is still pending: a receiver that accepted a payload never sees it again in this invocation.
-func (d *delivery) send(ctx context.Context, payloads [][]byte, rep *DestinationReport) sent {
-	s := sent{ok: make([]bool, len(payloads)), lastErr: make([]error, len(payloads))}
-	pending := make([]int, len(payloads)) // positions in payloads still to deliver
-	for k := range pending {
-		pending[k] = k
-	}
+// send delivers what render yields with the destination's retry policy. The first attempt
+// sends each window of payloads as render yields it and keeps only those still to deliver;
+// each later attempt sends only what is still pending, all at once, so a receiver that
+// accepted a payload never sees it again in this invocation. render runs exactly once, even
+// when no attempt could start, so that every record is accounted for.
+func (d *delivery) send(ctx context.Context, rep *DestinationReport, render func(yield func(payloads [][]byte))) sent {
+	var s sent
+	var payloads [][]byte
+	var pending []int // positions in payloads still to deliver
+	rendered := false
 	s.err = retry.Do(ctx, d.dest.Retry, func(actx context.Context) error {
 		s.attempts++
-		batchPayloads := make([][]byte, len(pending))
-		for k, pos := range pending {
-			batchPayloads[k] = payloads[pos]
+		if rendered {
+			var first error
+			pending, first = d.attempt(actx, &s, payloads, pending, rep)
+			return first
 		}
-		errs := d.dest.Sink.Send(actx, batchPayloads)
-		var next []int
+		rendered = true
 		var first error
-		for k, pos := range pending {
-			e := sink.Retryable(sink.ReasonUnreachable, 0, errors.New("transport returned no result"))
-			if k < len(errs) {
-				e = errs[k]
+		render(func(window [][]byte) {
+			if len(window) == 0 {
+				return // every record of the window was unformattable
 			}
-			switch {
-			case e == nil:
-				s.ok[pos] = true
-				rep.Delivered++
-			case sink.IsPermanent(e):
-				s.lastErr[pos] = e
-			default:
-				s.lastErr[pos] = e
-				next = append(next, pos)
-				if first == nil {
-					first = e
+			base := len(payloads)
+			payloads = append(payloads, window...)
+			s.ok = append(s.ok, make([]bool, len(window))...)
+			s.lastErr = append(s.lastErr, make([]error, len(window))...)
+			positions := make([]int, len(window))
+			for k := range positions {
+				positions[k] = base + k
+			}
+			left, err := d.attempt(actx, &s, payloads, positions, rep)
+			if first == nil {
+				first = err
+			}
+			pending = append(pending, left...)
+			// What was delivered or refused for good is not sent again: let its chunks go.
+			for _, pos := range positions {
+				if s.ok[pos] || s.lastErr[pos] != nil && sink.IsPermanent(s.lastErr[pos]) {
+					payloads[pos] = nil
 				}
 			}
-		}
-		pending = next
+		})
 		return first
 	}, func(err error, attempt int, wait time.Duration) {
 		d.log.Warn("delivery attempt failed, retrying", "attempt", attempt, "records", len(pending), "wait", wait, "reason", sink.ReasonOf(err), "err", d.p.opts.Scrub(err.Error()))
 	})
+	if !rendered {
+		render(func(window [][]byte) {
+			s.ok = append(s.ok, make([]bool, len(window))...)
+			s.lastErr = append(s.lastErr, make([]error, len(window))...)
+		})
+	}
 	rep.Attempts = s.attempts
 	return s
+}
+
+// attempt sends the payloads at positions once and returns the positions still to deliver
+// and the first retryable error.
+func (d *delivery) attempt(ctx context.Context, s *sent, payloads [][]byte, positions []int, rep *DestinationReport) ([]int, error) {
+	batchPayloads := make([][]byte, len(positions))
+	for k, pos := range positions {
+		batchPayloads[k] = payloads[pos]
+	}
+	errs := d.dest.Sink.Send(ctx, batchPayloads)
+	var next []int
+	var first error
+	for k, pos := range positions {
+		e := sink.Retryable(sink.ReasonUnreachable, 0, errors.New("transport returned no result"))
+		if k < len(errs) {
+			e = errs[k]
+		}
+		switch {
+		case e == nil:
+			s.ok[pos] = true
+			rep.Delivered++
+		case sink.IsPermanent(e):
+			s.lastErr[pos] = e
+		default:
+			s.lastErr[pos] = e
+			next = append(next, pos)
+			if first == nil {
+				first = e
+			}
+		}
+	}
+	return next, first
 }
 
 // undelivered logs a record the send step could not deliver and returns its letter. A letter

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -382,5 +383,84 @@ func TestExtendedPropertiesSkippedOnlyWhenNobodyReadsThem(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// callSink is a scriptedSink that also notes how many payloads each Send carried.
+type callSink struct {
+	scriptedSink
+	sizes []int
+}
+
+func (s *callSink) Send(ctx context.Context, payloads [][]byte) []error {
+	s.mu.Lock()
+	s.sizes = append(s.sizes, len(payloads))
+	s.mu.Unlock()
+	return s.scriptedSink.Send(ctx, payloads)
+}
+
+// A batch larger than a window is rendered and sent a window at a time in the first attempt,
+// and what fails is retried with nothing else; every record still ends delivered or lettered.
+func TestLargeBatchIsSentWindowByWindow(t *testing.T) {
+	pad := strings.Repeat("p", 200<<10)
+	var bodies []string
+	for i := range 25 {
+		id := fmt.Sprintf("r%02d", i)
+		switch i {
+		case 2:
+			id = "flaky"
+		case 13:
+			id = "perm"
+		case 20:
+			id = "unformattable"
+		}
+		bodies = append(bodies, fmt.Sprintf(`{"SystemAlertId":%q,"AlertType":"T","Severity":"High","AlertDisplayName":"x","Description":%q}`, id, pad))
+	}
+	records := 0
+	for _, b := range bodies {
+		records += len(b)
+	}
+	wantWindows := (records + windowRawBytes - 1) / windowRawBytes
+	if wantWindows < 3 {
+		t.Fatalf("test batch of %d bytes makes %d windows, want several", records, wantWindows)
+	}
+	sk := &callSink{}
+	store := &memStore{}
+	p := New([]Destination{{Name: "siem", Formatter: kindFormatter{}, Sink: sk, Retry: fastRetry()}}, Options{Store: store})
+	rep := p.Process(context.Background(), batchOf(bodies...), time.Now().Add(time.Minute))
+	if rep.Err != nil {
+		t.Fatal(rep.Err)
+	}
+	// A window is whole records of at most windowRawBytes together.
+	perWindow := windowRawBytes / len(bodies[0])
+	var first, retries []int
+	sent := 0
+	for _, n := range sk.sizes {
+		if sent < len(bodies)-1 { // the unformattable record is never sent
+			first = append(first, n)
+			sent += n
+			continue
+		}
+		retries = append(retries, n)
+	}
+	if len(first) < 3 || slices.Max(first) > perWindow {
+		t.Errorf("first attempt sent %v payloads per call, want windows of at most %d records", first, perWindow)
+	}
+	if !slices.Equal(retries, []int{1, 1}) || sk.seen["alert:flaky"] != 3 {
+		t.Errorf("retries sent %v payloads per call, flaky seen %d times: want only the flaky record, twice", retries, sk.seen["alert:flaky"])
+	}
+	if d := rep.Destinations[0]; d.Taken != 25 || d.Delivered != 23 || d.Attempts != 3 {
+		t.Errorf("report %+v: want 25 taken, 23 delivered in 3 attempts", d)
+	}
+	var lettered []string
+	for _, l := range store.letters {
+		lettered = append(lettered, l.AlertID+"/"+string(l.Reason))
+	}
+	slices.Sort(lettered)
+	if want := []string{"perm/" + string(sink.ReasonRejected), "unformattable/" + string(sink.ReasonUnformattable)}; !slices.Equal(lettered, want) {
+		t.Errorf("dead letters %v, want %v", lettered, want)
+	}
+	if len(sk.delivered) != 23 {
+		t.Errorf("delivered %d records, want 23", len(sk.delivered))
 	}
 }

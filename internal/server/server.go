@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -106,6 +107,7 @@ func forward(p Processor, opts Options) http.HandlerFunc {
 			return
 		}
 		batch, err := decodeInvocation(body)
+		releaseBody(body)
 		body = nil
 		if err != nil {
 			var undecodable envelopeError
@@ -196,7 +198,8 @@ func readInvocation(w http.ResponseWriter, req *http.Request, limit int64, timeo
 // readBody reads a whole invocation body into one buffer sized from Content-Length (which
 // only the host, on loopback, sets, and never above limit), so that a large batch is not
 // copied again and again while a buffer grows. The envelope decoder reads it in place and
-// copies the events once, into a buffer of their own.
+// copies the events once, into a buffer of their own, so the caller hands it back to
+// releaseBody once the batch is decoded.
 func readBody(r io.Reader, contentLength, limit int64) ([]byte, error) {
 	size := int64(512)
 	if contentLength > 0 {
@@ -205,7 +208,15 @@ func readBody(r io.Reader, contentLength, limit int64) ([]byte, error) {
 	if limit > 0 {
 		size = min(size, limit+1)
 	}
-	buf := make([]byte, 0, size)
+	var buf []byte
+	if size <= pooledBodyBytes {
+		if p, ok := bodyPool.Get().(*[]byte); ok && int64(cap(*p)) >= size {
+			buf = (*p)[:0]
+		}
+	}
+	if buf == nil {
+		buf = make([]byte, 0, size)
+	}
 	for {
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]
@@ -218,5 +229,22 @@ func readBody(r io.Reader, contentLength, limit int64) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
+	}
+}
+
+// bodyPool keeps body buffers for the next invocation: at the default batch size every
+// invocation would otherwise allocate, and the runtime clear, a buffer the size of its batch
+// only to drop it once the envelope is decoded. Buffers above pooledBodyBytes are not kept, so
+// that a rare large batch does not hold its size for long.
+var bodyPool sync.Pool
+
+const pooledBodyBytes = 2 << 20
+
+// releaseBody gives a decoded body's buffer back. Nothing decodeInvocation returns points
+// into it (TestDecodedBatchOwnsItsBytes).
+func releaseBody(body []byte) {
+	if c := cap(body); c > 0 && c <= pooledBodyBytes {
+		body = body[:0]
+		bodyPool.Put(&body)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -240,5 +241,46 @@ func TestBodyDeadlineDoesNotCutALongInvocation(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || p.canceled.Load() {
 		t.Fatalf("HTTP %d, cancelled %v: the read deadline outlived the body", resp.StatusCode, p.canceled.Load())
+	}
+}
+
+// releaseBody lets the next invocation overwrite a body as soon as its batch is decoded: that
+// is safe only if the batch owns every byte it holds, in every shape the host sends.
+func TestDecodedBatchOwnsItsBytes(t *testing.T) {
+	bodies := [][]byte{
+		[]byte(`{"AlertType":"x","SystemAlertId":"1","Description":"a \"quoted\" \\ line\n"}`),
+		[]byte(`{"AlertType":"y","SystemAlertId":"2"}`),
+	}
+	for _, dt := range []hostsim.DataType{hostsim.DataTypeString, hostsim.DataTypeBinary, hostsim.DataTypeNone} {
+		t.Run(string(dt), func(t *testing.T) {
+			b := hostsim.Batch{
+				DataType: dt, Bodies: bodies, PartitionID: "7", Namespace: "ns.servicebus.windows.net",
+				EventHub: "hub", ConsumerGroup: "$Default", FirstSequence: 41, FirstOffset: 900,
+				Enqueued: time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC), MethodName: ForwardFunction,
+			}
+			env, err := b.Envelope(&hostsim.RetryContext{RetryCount: 1, MaxRetryCount: 3})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := decodeInvocation(bytes.Clone(env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := decodeInvocation(env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range env {
+				env[i] = 'X'
+			}
+			if len(got.Events) != len(bodies) || !reflect.DeepEqual(got, want) {
+				t.Fatalf("after the body was overwritten the batch reads\n%+v\nwant\n%+v", got, want)
+			}
+			for i, ev := range got.Events {
+				if !bytes.Equal(ev.Body, bodies[i]) {
+					t.Errorf("event %d body %q, want %q", i, ev.Body, bodies[i])
+				}
+			}
+		})
 	}
 }
