@@ -328,8 +328,12 @@ type item struct {
 func (p *Pipeline) deliver(ctx context.Context, dest *Destination, batch hostproto.Batch, records []item, taken []int, rep *DestinationReport) (letters []deadletter.Letter, delivered []string) {
 	d := &delivery{p: p, dest: dest, batch: batch, log: p.opts.Logger.With("destination", dest.Name, "partition", batch.Partition.PartitionID)}
 	var sendable []int // the record of each payload, by position
+	ws := [][]int{taken}
+	if !sink.NeedsWholeBatch(dest.Sink) {
+		ws = windows(records, taken)
+	}
 	s := d.send(ctx, rep, func(yield func(payloads [][]byte)) {
-		for _, w := range windows(records, taken) {
+		for _, w := range ws {
 			r := d.render(records, w)
 			letters = append(letters, r.letters...)
 			sendable = append(sendable, r.sendable...)
@@ -350,7 +354,8 @@ func (p *Pipeline) deliver(ctx context.Context, dest *Destination, batch hostpro
 // windowRawBytes bounds the input rendered for a destination before it is sent: a large batch
 // is rendered and sent a window at a time in the first attempt, so that a destination holds one
 // window of rendered records, not the whole batch, beside the batch itself. The default batch
-// (100 events) is one window.
+// (100 events) is one window. A sink that can only vouch for a whole batch (sink.WholeBatch:
+// syslog without RELP) gets the batch in one piece, as its failure must cover all of it.
 const windowRawBytes = 2 << 20
 
 // windows cuts taken into runs of at most windowRawBytes of raw records (at least one record

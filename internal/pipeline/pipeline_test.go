@@ -464,3 +464,26 @@ func TestLargeBatchIsSentWindowByWindow(t *testing.T) {
 		t.Errorf("delivered %d records, want 23", len(sk.delivered))
 	}
 }
+
+// wholeSink is a callSink that, like syslog over TCP, can only vouch for a whole batch.
+type wholeSink struct{ callSink }
+
+func (*wholeSink) WholeBatch() bool { return true }
+
+// A sink that can only vouch for a whole batch gets all of a large batch in one call, so
+// that a failure anywhere in it covers every record (the syslog drills depend on it).
+func TestWholeBatchSinkGetsTheBatchInOneCall(t *testing.T) {
+	pad := strings.Repeat("p", 200<<10)
+	var bodies []string
+	for i := range 25 {
+		bodies = append(bodies, fmt.Sprintf(`{"SystemAlertId":"r%02d","AlertType":"T","Severity":"High","AlertDisplayName":"x","Description":%q}`, i, pad))
+	}
+	sk := &wholeSink{}
+	p := New([]Destination{{Name: "syslog", Formatter: kindFormatter{}, Sink: sk, Retry: fastRetry()}}, Options{Store: &memStore{}})
+	if rep := p.Process(context.Background(), batchOf(bodies...), time.Now().Add(time.Minute)); rep.Err != nil {
+		t.Fatal(rep.Err)
+	}
+	if !slices.Equal(sk.sizes, []int{25}) {
+		t.Errorf("Send calls carried %v payloads, want one call with all 25", sk.sizes)
+	}
+}

@@ -24,6 +24,21 @@ type Sink interface {
 	Close() error
 }
 
+// WholeBatch is implemented by a sink whose success means only that the bytes were written
+// (syslog over TCP or TLS, which has no acknowledgement): a failure later in the same batch
+// can mean the receiver lost what an earlier Send call reported as sent. Such a sink reports
+// a failure for every payload of the Send call it happens in, so the caller gives it the whole
+// batch in one call rather than in windows.
+type WholeBatch interface {
+	WholeBatch() bool
+}
+
+// NeedsWholeBatch reports whether s asks for every payload of a batch in one Send call.
+func NeedsWholeBatch(s Sink) bool {
+	w, ok := s.(WholeBatch)
+	return ok && w.WholeBatch()
+}
+
 // Reason is the short, fixed vocabulary that explains why a payload was not delivered. It is
 // what an operator filters dead letters by.
 type Reason string

@@ -123,6 +123,10 @@ func (c *Client) Send(ctx context.Context, payloads [][]byte) []error {
 	return errs
 }
 
+// WholeBatch is true for TCP, TLS and UDP, where Send can only tell a batch as a whole was
+// written, and false for RELP, which acknowledges every message.
+func (c *Client) WholeBatch() bool { return c.relp == nil }
+
 // Close closes the connection (TLS sends close_notify; RELP ends its session with close).
 func (c *Client) Close() error {
 	if c.relp != nil {
