@@ -343,7 +343,9 @@ func (p *Pipeline) deliver(ctx context.Context, dest *Destination, batch hostpro
 	for k, i := range sendable {
 		it := records[i]
 		if s.ok[k] {
-			delivered = append(delivered, letterID(batch, it.ev, it.rec.Index))
+			if p.opts.Store != nil { // the ids are only for clearing earlier letters
+				delivered = append(delivered, letterID(batch, it.ev, it.rec.Index))
+			}
 			continue
 		}
 		letters = append(letters, d.undelivered(it, s.failure(k), s.attempts))
@@ -513,9 +515,11 @@ func (d *delivery) attempt(ctx context.Context, s *sent, payloads [][]byte, posi
 	var next []int
 	var first error
 	for k, pos := range positions {
-		e := sink.Retryable(sink.ReasonUnreachable, 0, errors.New("transport returned no result"))
+		var e error
 		if k < len(errs) {
 			e = errs[k]
+		} else {
+			e = errNoResult
 		}
 		switch {
 		case e == nil:
@@ -533,6 +537,9 @@ func (d *delivery) attempt(ctx context.Context, s *sent, payloads [][]byte, posi
 	}
 	return next, first
 }
+
+// errNoResult is the failure of a payload a sink returned no result for.
+var errNoResult = sink.Retryable(sink.ReasonUnreachable, 0, errors.New("transport returned no result"))
 
 // undelivered logs a record the send step could not deliver and returns its letter. A letter
 // counts this invocation's attempts; the store adds those of earlier host runs of the same

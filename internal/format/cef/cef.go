@@ -97,6 +97,12 @@ func (f *Formatter) AppendCEF(dst []byte, rec *alert.Record) []byte {
 	return e.dst
 }
 
+// csKeys are the custom string keys and their labels' keys, cs1 to cs6.
+var csKeys = [...][2]string{
+	{"cs1", "cs1Label"}, {"cs2", "cs2Label"}, {"cs3", "cs3Label"},
+	{"cs4", "cs4Label"}, {"cs5", "cs5Label"}, {"cs6", "cs6Label"},
+}
+
 // Pair is one extension key, its unescaped value and its dictionary length limit.
 type Pair struct {
 	Key, Value string
@@ -121,9 +127,8 @@ func Extension(rec *alert.Record) []Pair {
 		if v == "" {
 			return
 		}
-		k := "cs" + strconv.Itoa(n)
-		add(k, v, maxCustom)
-		add(k+"Label", label, maxString)
+		add(csKeys[n-1][0], v, maxCustom)
+		add(csKeys[n-1][1], label, maxString)
 	}
 	ms := func(t time.Time) string {
 		if t.IsZero() || t.UnixMilli() < 0 {
@@ -161,7 +166,8 @@ func Extension(rec *alert.Record) []Pair {
 	add("deviceExternalId", sub, maxDevExtID)
 	add("dhost", or(ents.host, a.CompromisedEntity), maxString)
 	add("end", ms(a.EndTime), 20)
-	if len(appendExtValue(nil, id, 1<<20)) <= maxExtID {
+	var buf [128]byte // most ids fit: the escaped length is then measured without an allocation
+	if len(appendExtValue(buf[:0], id, 1<<20)) <= maxExtID {
 		add("externalId", id, maxExtID)
 	}
 	if st := or(a.Status, rec.Status); st != "" {
@@ -331,6 +337,24 @@ func appendExtValue(dst []byte, s string, max int) []byte {
 	s = strings.TrimLeft(s, " ")
 	start := len(dst)
 	for i := 0; i < len(s); {
+		// Most of a value is printable ASCII, which stands for itself: copy such a run in
+		// one append instead of a token at a time (a leading space after a skipped control
+		// character is dropped like any other leading space).
+		if j := i + plainRun(s[i:]); j > i {
+			if len(dst) == start {
+				for i < j && s[i] == ' ' {
+					i++
+				}
+			}
+			room := max - (len(dst) - start)
+			if j-i > room {
+				dst = append(dst, s[i:i+room]...)
+				break
+			}
+			dst = append(dst, s[i:j]...)
+			i = j
+			continue
+		}
 		var tok [4]byte
 		t, n := extToken(tok[:0], s[i:])
 		if len(dst)-start+len(t) > max {
@@ -347,6 +371,16 @@ func appendExtValue(dst []byte, s string, max int) []byte {
 		dst = dst[:len(dst)-1]
 	}
 	return dst
+}
+
+// plainRun is the length of the prefix of s that extToken writes unchanged, byte for byte.
+func plainRun(s string) int {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '\\' || c == '=' {
+			return i
+		}
+	}
+	return len(s)
 }
 
 func extToken(tok []byte, s string) ([]byte, int) {
