@@ -230,15 +230,34 @@ func TestConfig(t *testing.T) {
 	if _, err := parseScenarios("typical,64k:x"); err == nil {
 		t.Error("parseScenarios accepted malformed items")
 	}
-	bad := Config{Scenarios: []Scenario{{"huge", 0}}, Settings: []string{"novalue"}, Soak: -1}
+	bad := Config{Scenarios: []Scenario{{"huge", 0}}, Settings: []string{"novalue"}, Soak: -1, PeerRounds: 0}
 	err = bad.Validate()
 	if err == nil {
 		t.Fatal("Validate accepted a config with every field wrong")
 	}
 	// Every problem is reported at once.
-	for _, want := range []string{"-handler", "-duration", "-partitions", "-scenarios", "-coldstarts", "-soak", "-set"} {
+	for _, want := range []string{"-handler", "-duration", "-partitions", "-scenarios", "-coldstarts", "-peer-rounds", "-soak", "-set"} {
 		if !bytes.Contains([]byte(err.Error()), []byte(want)) {
 			t.Errorf("Validate error does not mention %s: %v", want, err)
+		}
+	}
+}
+
+// The summary gives each round's figures and ratio, and the median, which is what to read
+// when the machine's speed drifts between rounds.
+func TestPeerSummary(t *testing.T) {
+	for _, tt := range []struct {
+		name         string
+		ours, theirs []float64
+		want         string
+	}{
+		{"no HEC-only figure", nil, nil, ""},
+		{"no peer", []float64{20000}, nil, "Splunk HEC only, per core (records per CPU-second of the process): handler 20000; the Node peer was not measured (-peer)\n"},
+		{"one round", []float64{20000}, []float64{2000}, "Splunk HEC only, per core (records per CPU-second of the process): handler 20000, Node peer 2000: 10.0× the peer\n"},
+		{"three rounds", []float64{18000, 20000, 19000}, []float64{2000, 1600, 2400}, "Splunk HEC only, per core (records per CPU-second of the process): handler 18000 / 20000 / 19000, Node peer 2000 / 1600 / 2400: 9.0× / 12.5× / 7.9× the peer by round, median 9.0×\n"},
+	} {
+		if got := peerSummary(tt.ours, tt.theirs); got != tt.want {
+			t.Errorf("%s:\n got %q\nwant %q", tt.name, got, tt.want)
 		}
 	}
 }

@@ -85,6 +85,10 @@ type Config struct {
 	// alerts against the same HEC receiver, right after the HEC-only figure, and the tool
 	// prints the two per core.
 	Peer string
+	// PeerRounds is how many times the HEC-only handler and the peer are played in turn when
+	// Peer is set: the machine's speed drifts between minutes, so the ratio is taken per
+	// round, one right after the other, and the median reported.
+	PeerRounds int
 }
 
 // Scenario is one kind of batch played at the handler.
@@ -112,6 +116,7 @@ func DefaultConfig() Config {
 		SoakEvery:   30 * time.Second,
 		JSONRecords: 1000,
 		HECOnly:     true,
+		PeerRounds:  3,
 	}
 }
 
@@ -140,6 +145,9 @@ func (c Config) Validate() error {
 	}
 	if c.Peer != "" && !c.HECOnly {
 		errs = append(errs, errors.New("-peer: compares with the HEC-only figure, so -hec-only must stay on"))
+	}
+	if c.PeerRounds < 1 {
+		errs = append(errs, errors.New("-peer-rounds: want at least 1"))
 	}
 	if c.ColdStarts < 1 {
 		errs = append(errs, errors.New("-coldstarts: want at least 1"))
@@ -190,6 +198,7 @@ func main() {
 	flag.BoolVar(&c.JSON, "json", false, "compare the JSON layer candidates with ours, interleaved on one core, instead of the table (no handler needed)")
 	flag.BoolVar(&c.HECOnly, "hec-only", c.HECOnly, "also play typical:100 at a handler with only the Splunk HEC destination, one invocation in flight")
 	flag.BoolVar(&c.Gzip, "gzip", false, "compare compress/gzip with klauspost/compress/gzip on HEC bodies, interleaved on one core, instead of the table (no handler needed)")
+	flag.IntVar(&c.PeerRounds, "peer-rounds", c.PeerRounds, "with -peer: rounds of the HEC-only handler and the peer played in turn; the median ratio is reported")
 	flag.StringVar(&c.Peer, "peer", "", "the event-hubs-hec folder of a splunk/azure-functions-splunk checkout with node_modules: also measure the Node peer (needs node and -hec-only)")
 	flag.IntVar(&c.JSONRecords, "json-records", c.JSONRecords, "alerts in the -json and -gzip corpus (a multiple of 100)")
 	flag.Func("set", "an extra app setting KEY=VALUE for the handler (repeatable), e.g. Destinations__splunk__Compression=gzip", func(kv string) error {
@@ -454,30 +463,44 @@ func run(ctx context.Context, c Config, out io.Writer) error {
 		rows = append(rows, rw)
 		handlerCPU += res.cpu
 	}
-	var hecOnly row
-	var peer peerRun
-	if c.HECOnly {
+	// The HEC-only figure, and with the peer one round of each after the other per PeerRounds.
+	var ours, theirs []float64 // records per CPU-second, per round
+	rounds := 1
+	if c.Peer != "" {
+		rounds = c.PeerRounds
+	}
+	for k := 1; c.HECOnly && k <= rounds; k++ {
 		rw, cpu, err := r.playHECOnly(ctx, c, corp, basePerSec)
 		if err != nil {
 			return err
 		}
+		if rw.cpuPer1000 > 0 {
+			ours = append(ours, 1000/rw.cpuPer1000.Seconds())
+		}
+		if rounds > 1 {
+			rw.name += fmt.Sprintf(" (round %d of %d)", k, rounds)
+		}
 		rows = append(rows, rw)
 		handlerCPU += cpu
-		hecOnly = rw
-	}
-	if c.Peer != "" {
+		if c.Peer == "" {
+			continue
+		}
 		bodies, err := corp.bodies(ShapeTypical, 2000)
 		if err != nil {
 			return err
 		}
-		peer, err = playPeer(ctx, c.Peer, r.hec.URL+"/services/collector/event", hecToken, bodies, 100, c.Duration)
+		peer, err := playPeer(ctx, c.Peer, r.hec.URL+"/services/collector/event", hecToken, bodies, 100, c.Duration)
 		r.peer += peer.posted
 		if err != nil {
 			return err
 		}
-		rw := peer.row(100)
-		rw.vsBaseline = peer.perCPUSecond() / basePerSec
-		rows = append(rows, rw)
+		prw := peer.row(100)
+		prw.vsBaseline = peer.perCPUSecond() / basePerSec
+		if rounds > 1 {
+			prw.name += fmt.Sprintf(" (round %d of %d)", k, rounds)
+		}
+		rows = append(rows, prw)
+		theirs = append(theirs, peer.perCPUSecond())
 	}
 	selfCPU1, err := cpuTime(os.Getpid())
 	if err != nil {
@@ -496,22 +519,48 @@ func run(ctx context.Context, c Config, out io.Writer) error {
 	fmt.Fprintln(out)
 	// The receivers share the machine's cores with the handler: say how much they took.
 	fmt.Fprintf(out, "CPU during the handler scenarios: handler %.1f s, this tool (receivers, envelopes, host side) %.1f s\n", handlerCPU.Seconds(), (selfCPU1 - selfCPU0).Seconds())
-	if c.HECOnly && hecOnly.cpuPer1000 > 0 {
-		ours := 1000 / hecOnly.cpuPer1000.Seconds()
-		if p := peer.perCPUSecond(); p > 0 {
-			fmt.Fprintf(out, "Splunk HEC only, per core (records per CPU-second of the process): handler %.0f, Node peer %.0f: %.1f× the peer\n", ours, p, ours/p)
-		} else {
-			fmt.Fprintf(out, "Splunk HEC only, per core (records per CPU-second of the process): handler %.0f; the Node peer was not measured (-peer)\n", ours)
-		}
-	}
+	fmt.Fprint(out, peerSummary(ours, theirs))
 	return r.verify(ctx, out)
+}
+
+// peerSummary is the line comparing the HEC-only handler with the Node peer, per core: each
+// round's figures and ratio, and the median ratio ("" without an HEC-only figure).
+func peerSummary(ours, theirs []float64) string {
+	if len(ours) == 0 {
+		return ""
+	}
+	line := "Splunk HEC only, per core (records per CPU-second of the process): handler " + joinFigures(ours, "%.0f")
+	if len(theirs) == 0 || len(theirs) != len(ours) {
+		return line + "; the Node peer was not measured (-peer)\n"
+	}
+	ratios := make([]float64, len(ours))
+	for i := range ours {
+		ratios[i] = ours[i] / theirs[i]
+	}
+	line += ", Node peer " + joinFigures(theirs, "%.0f") + ": " + joinFigures(ratios, "%.1f×") + " the peer"
+	if len(ratios) > 1 {
+		sorted := slices.Clone(ratios)
+		slices.Sort(sorted)
+		line += fmt.Sprintf(" by round, median %.1f×", sorted[len(sorted)/2])
+	}
+	return line + "\n"
+}
+
+func joinFigures(fs []float64, format string) string {
+	parts := make([]string, len(fs))
+	for i, f := range fs {
+		parts[i] = fmt.Sprintf(format, f)
+	}
+	return strings.Join(parts, " / ")
 }
 
 // playHECOnly restarts the handler with only the Splunk destination, plays typical 100-event
 // batches at it one invocation at a time, and restores the three destinations.
 func (r *rig) playHECOnly(ctx context.Context, c Config, corp *corpus, basePerSec float64) (row, time.Duration, error) {
 	all := r.env
-	r.env = splunkOnly(all)
+	// The figure is per core: one P, unless -set says otherwise (settings come last
+	// and the last of a name wins).
+	r.env = append([]string{"GOMAXPROCS=1"}, splunkOnly(all)...)
 	defer func() { r.env = all }()
 	if err := r.restart(ctx, c); err != nil {
 		return row{}, 0, err
@@ -529,7 +578,7 @@ func (r *rig) playHECOnly(ctx context.Context, c Config, corp *corpus, basePerSe
 			gz = "gzip off"
 		}
 	}
-	rw := res.row(sc, 1, "Splunk HEC only, "+gz)
+	rw := res.row(sc, 1, "Splunk HEC only, "+gz+", GOMAXPROCS=1")
 	if res.cpu > 0 {
 		rw.vsBaseline = float64(res.records) / res.cpu.Seconds() / basePerSec
 	}
