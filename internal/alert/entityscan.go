@@ -3,6 +3,7 @@ package alert
 import (
 	"bytes"
 	"errors"
+	"math/bits"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -38,6 +39,14 @@ func (a *Alert) ScanEntities(fields ...string) ([]ScannedEntity, bool) {
 		return nil, true
 	}
 	s := entityScan{fields: fields, root: v[:end]}
+	s.names = append(fields[:len(fields):len(fields)], "Type")
+	for k, name := range s.names {
+		if k < 64 && len(name) < len(s.byLen) && isASCII([]byte(name)) {
+			s.byLen[len(name)] |= 1 << k
+		} else {
+			s.slowNames = true
+		}
+	}
 	if stop, err := s.value(start, 0); err != nil || stop != end || !s.resolve() {
 		// Not well-formed (DecodeEntities gives no entities then), or past what the walk does.
 		return nil, false
@@ -69,11 +78,16 @@ type entityScan struct {
 	root   []byte
 	top    []scanItem
 	nested []ScannedEntity
-	stack  []fieldMatch
-	defs   []scanDef // objects with an $id, in the order they end
-	refs   []scanRef // {"$ref":…} objects, in document order
-	count  int       // JSON values seen, as DecodeEntities counts them against expandBudget
-	slab   [][]byte  // backs the entities' Values (see values)
+	stack  []fieldMatch // names' matches of the object being read at each depth (see object)
+	names  []string     // fields, then "Type"
+	byLen  [64]uint64   // bit k set at index len(names[k]): the names an ASCII key can equal
+	// slowNames is set when a name is not in byLen (non-ASCII, long, or past 64 names).
+	slowNames bool
+	objects   uint32    // objects started, which tells a fieldMatch of this object from a stale one
+	defs      []scanDef // objects with an $id, in the order they end
+	refs      []scanRef // {"$ref":…} objects, in document order
+	count     int       // JSON values seen, as DecodeEntities counts them against expandBudget
+	slab      [][]byte  // backs the entities' Values (see values)
 }
 
 // scanItem is an element of the list: an entity, or the reference refs[ref].
@@ -120,29 +134,40 @@ func (s *entityScan) value(i, depth int) (int, error) {
 }
 
 // fieldMatch follows fieldValue over the map DecodeEntities builds: the last member named
-// exactly, else the last member of the smallest key equal to the name in any case.
+// exactly, else the last member of the smallest key equal to the name in any case. It holds
+// the match of object number obj; one left from an earlier object reads as no match, so that
+// a depth's matches are reused without being cleared for every object.
 type fieldMatch struct {
 	exact, fold []byte
 	foldKey     []byte // decoded
 	folded      bool
+	obj         uint32
 }
 
-func (m *fieldMatch) offer(name string, key, val []byte, ascii bool) {
+func (m *fieldMatch) offer(obj uint32, name string, key, val []byte, ascii bool) {
 	if ascii && len(key) != len(name) {
 		return // ASCII folding keeps lengths
 	}
+	exact := string(key) == name
+	if !exact && !foldEqual(key, name) {
+		return
+	}
+	if m.obj != obj {
+		*m = fieldMatch{obj: obj}
+	}
 	switch {
-	case string(key) == name:
+	case exact:
 		m.exact = val
-	case foldEqual(key, name):
-		if !m.folded || bytes.Compare(key, m.foldKey) <= 0 {
-			m.foldKey, m.fold, m.folded = key, val, true
-		}
+	case !m.folded || bytes.Compare(key, m.foldKey) <= 0:
+		m.foldKey, m.fold, m.folded = key, val, true
 	}
 }
 
-func (m *fieldMatch) value() []byte {
-	if m.exact != nil {
+func (m *fieldMatch) value(obj uint32) []byte {
+	switch {
+	case m.obj != obj:
+		return nil
+	case m.exact != nil:
 		return m.exact
 	}
 	return m.fold
@@ -176,15 +201,23 @@ func lowerASCII(c byte) byte {
 
 // object reads the object at root[i] as DecodeEntities' object does: a lone string $ref
 // member makes it a reference, a string $id a definition, a string type member a nested
-// entity below depth 1. Its field matches live on s.stack, by index, since walking a member's
-// value may grow the stack.
+// entity below depth 1. Its field matches live on s.stack at its depth's place, by index,
+// since walking a member's value may grow the stack; objects at one depth are read one after
+// the other, so they can share that place.
 func (s *entityScan) object(i, depth int) (int, error) {
 	d := s.root
 	start, countBefore := i, s.count-1
-	n := len(s.fields) + 1 // the last one is "Type"
-	base := len(s.stack)
-	s.stack = append(s.stack, make([]fieldMatch, n)...)
-	defer func() { s.stack = s.stack[:base] }()
+	n := len(s.names) // the last one is "Type"
+	base := depth * n
+	if len(s.stack) < base+n {
+		// Entities nest a few levels deep: room for eight at once, then append's doubling.
+		if s.stack == nil {
+			s.stack = make([]fieldMatch, 0, 8*n)
+		}
+		s.stack = append(s.stack, make([]fieldMatch, base+n-len(s.stack))...)
+	}
+	s.objects++
+	obj := s.objects
 	members := 0
 	var ref, id string
 	var typ []byte // the last type member's value, read only if the object is a nested entity
@@ -200,11 +233,19 @@ func (s *entityScan) object(i, depth int) (int, error) {
 		val := d[vs:ve]
 		members++
 		ascii := isASCII(key)
-		for k, f := range s.fields {
-			s.stack[base+k].offer(f, key, val, ascii)
+		switch {
+		case !ascii || s.slowNames:
+			for k, name := range s.names {
+				s.stack[base+k].offer(obj, name, key, val, ascii)
+			}
+		case len(key) < len(s.byLen): // an ASCII key longer than that equals no name
+			for m := s.byLen[len(key)]; m != 0; m &= m - 1 {
+				k := bits.TrailingZeros64(m)
+				s.stack[base+k].offer(obj, s.names[k], key, val, true)
+			}
 		}
-		s.stack[base+n-1].offer("Type", key, val, ascii)
-		if val[0] == '"' && len(key) >= 3 {
+		// type, $ref and $id: an ASCII key of another length is none of them.
+		if val[0] == '"' && len(key) >= 3 && (!ascii || len(key) <= 4) {
 			switch {
 			case foldEqual(key, "type"):
 				typ = val
@@ -235,7 +276,7 @@ func (s *entityScan) object(i, depth int) (int, error) {
 		return end, nil // neither an entity nor a definition: its fields are nobody's
 	}
 	ent := ScannedEntity{
-		Type: lowerType(matches[n-1].value()), Values: s.values(matches),
+		Type: lowerType(matches[n-1].value(obj)), Values: s.values(matches, obj),
 	}
 	if depth == 1 {
 		s.top = append(s.top, scanItem{ent: ent, ref: -1})
@@ -318,7 +359,7 @@ func (s *entityScan) size(i int) (int, bool) {
 
 // values puts the matched fields' values in a slice carved from one slab per scan: a large
 // alert has dozens of entities, and a slice each was a tenth of CEF's allocations.
-func (s *entityScan) values(matches []fieldMatch) [][]byte {
+func (s *entityScan) values(matches []fieldMatch, obj uint32) [][]byte {
 	n := len(s.fields)
 	if cap(s.slab)-len(s.slab) < n {
 		s.slab = make([][]byte, 0, 16*n)
@@ -327,7 +368,7 @@ func (s *entityScan) values(matches []fieldMatch) [][]byte {
 	out := s.slab[l : l+n : l+n]
 	s.slab = s.slab[:l+n]
 	for i := range s.fields {
-		out[i] = matches[i].value()
+		out[i] = matches[i].value(obj)
 	}
 	return out
 }
