@@ -363,20 +363,7 @@ const windowRawBytes = 2 << 20
 // windows cuts taken into runs of at most windowRawBytes of raw records (at least one record
 // each).
 func windows(records []item, taken []int) [][]int {
-	var out [][]int
-	start, size := 0, 0
-	for k, i := range taken {
-		n := len(records[i].rec.Raw)
-		if k > start && size+n > windowRawBytes {
-			out = append(out, taken[start:k])
-			start, size = k, 0
-		}
-		size += n
-	}
-	if start < len(taken) {
-		out = append(out, taken[start:])
-	}
-	return out
+	return sink.Runs(taken, func(i int) int { return len(records[i].rec.Raw) }, windowRawBytes, 0)
 }
 
 // delivery is one destination's share of one invocation.

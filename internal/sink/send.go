@@ -97,3 +97,23 @@ func (p *GzipPool) Get(w io.Writer) *gzip.Writer {
 
 // Put returns zw to the pool.
 func (p *GzipPool) Put(zw *gzip.Writer) { p.pool.Put(zw) }
+
+// Runs cuts idx into consecutive runs whose sizes (size of each element of idx) add up to at
+// most maxBytes and that hold at most maxCount elements (0: any number); a run holds at least
+// one element, so one larger than maxBytes is a run of its own.
+func Runs(idx []int, size func(i int) int, maxBytes, maxCount int) [][]int {
+	var out [][]int
+	start, total := 0, 0
+	for k, i := range idx {
+		n := size(i)
+		if k > start && (total+n > maxBytes || (maxCount > 0 && k-start >= maxCount)) {
+			out = append(out, idx[start:k])
+			start, total = k, 0
+		}
+		total += n
+	}
+	if start < len(idx) {
+		out = append(out, idx[start:])
+	}
+	return out
+}

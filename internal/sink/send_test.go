@@ -143,3 +143,27 @@ func TestNewHTTPClientReturnsRedirects(t *testing.T) {
 		t.Errorf("answer %d, timeout %v; want the 307 itself and 5s", resp.StatusCode, hc.Timeout)
 	}
 }
+
+func TestRuns(t *testing.T) {
+	sizes := []int{3, 4, 10, 1, 1, 1, 2}
+	size := func(i int) int { return sizes[i] }
+	all := []int{0, 1, 2, 3, 4, 5, 6}
+	for _, tt := range []struct {
+		name            string
+		idx             []int
+		maxBytes, count int
+		want            [][]int
+	}{
+		{"nothing", nil, 10, 0, nil},
+		{"all fit", all, 100, 0, [][]int{all}},
+		{"by bytes; the oversized one alone", all, 7, 0, [][]int{{0, 1}, {2}, {3, 4, 5, 6}}},
+		{"by count", all, 100, 3, [][]int{{0, 1, 2}, {3, 4, 5}, {6}}},
+		{"both", all, 7, 2, [][]int{{0, 1}, {2}, {3, 4}, {5, 6}}},
+		{"a subset keeps its order", []int{6, 0, 2}, 5, 0, [][]int{{6, 0}, {2}}},
+	} {
+		got := Runs(tt.idx, size, tt.maxBytes, tt.count)
+		if !slices.EqualFunc(got, tt.want, slices.Equal[[]int]) {
+			t.Errorf("%s: Runs = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}

@@ -162,20 +162,7 @@ func (c *Client) checkPayload(p []byte) error {
 // batches cuts idx into consecutive runs that respect the byte and event bounds, counting one
 // separator byte per event.
 func batches(payloads [][]byte, idx []int, maxBytes, maxEvents int) [][]int {
-	var out [][]int
-	start, size := 0, 0
-	for k, i := range idx {
-		n := len(payloads[i]) + 1
-		if k > start && (size+n > maxBytes || k-start >= maxEvents) {
-			out = append(out, idx[start:k])
-			start, size = k, 0
-		}
-		size += n
-	}
-	if start < len(idx) {
-		out = append(out, idx[start:])
-	}
-	return out
+	return sink.Runs(idx, func(i int) int { return len(payloads[i]) + 1 }, maxBytes, maxEvents)
 }
 
 // sendBatch delivers the events idx, setting errs for those that fail, and returns pending

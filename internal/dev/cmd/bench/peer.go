@@ -13,8 +13,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/defender-siem/forwarder/internal/dev/testenv"
 )
 
 // peerDriver calls a Node.js Event Hub function with batches of bodies; see its header.
@@ -94,7 +95,7 @@ func playPeer(ctx context.Context, dir, url, token string, bodies [][]byte, batc
 		"SPLUNK_HEC_TOKEN=" + token,
 		"DIAGNOSTIC_LOG_SOURCETYPE=azure:defender:alert",
 	}
-	stderr := &lockedBuffer{}
+	stderr := &testenv.SyncBuffer{} // written by exec's copying goroutine while the tool may quote it
 	cmd.Stderr = stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -168,23 +169,4 @@ func playPeer(ctx context.Context, dir, url, token string, bodies [][]byte, batc
 		return res, fmt.Errorf("peer: %d of %d events failed to post: %s", res.failed, res.events, strings.TrimSpace(stderr.String()))
 	}
 	return res, nil
-}
-
-// lockedBuffer is node's standard error, written by exec's copying goroutine while the tool
-// may already quote it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
