@@ -384,7 +384,8 @@ func lowerType(v []byte) string {
 	return strings.ToLower(scalarText(v))
 }
 
-// entityTypes are the entity types of Defender for Cloud's and Defender XDR's alerts.
+// entityTypes are entity types that Defender for Cloud and Defender XDR alerts carry. The
+// list is only a cache: a type missing from it reads the same, with an allocation.
 var entityTypes = func() map[string]string {
 	m := map[string]string{}
 	for _, t := range []string{

@@ -474,7 +474,8 @@ func run(ctx context.Context, c Config, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if rw.cpuPer1000 > 0 {
+		measured := rw.cpuPer1000 > 0
+		if measured {
 			ours = append(ours, 1000/rw.cpuPer1000.Seconds())
 		}
 		if rounds > 1 {
@@ -500,7 +501,9 @@ func run(ctx context.Context, c Config, out io.Writer) error {
 			prw.name += fmt.Sprintf(" (round %d of %d)", k, rounds)
 		}
 		rows = append(rows, prw)
-		theirs = append(theirs, peer.perCPUSecond())
+		if measured { // a ratio needs both sides of the round
+			theirs = append(theirs, peer.perCPUSecond())
+		}
 	}
 	selfCPU1, err := cpuTime(os.Getpid())
 	if err != nil {
@@ -525,16 +528,17 @@ func run(ctx context.Context, c Config, out io.Writer) error {
 
 // peerSummary is the line comparing the HEC-only handler with the Node peer, per core: each
 // round's figures and ratio, and the median ratio ("" without an HEC-only figure).
+// theirs[i] is the peer's figure of the round of ours[i].
 func peerSummary(ours, theirs []float64) string {
 	if len(ours) == 0 {
 		return ""
 	}
 	line := "Splunk HEC only, per core (records per CPU-second of the process): handler " + joinFigures(ours, "%.0f")
-	if len(theirs) == 0 || len(theirs) != len(ours) {
+	if len(theirs) == 0 {
 		return line + "; the Node peer was not measured (-peer)\n"
 	}
-	ratios := make([]float64, len(ours))
-	for i := range ours {
+	ratios := make([]float64, len(theirs))
+	for i := range theirs {
 		ratios[i] = ours[i] / theirs[i]
 	}
 	line += ", Node peer " + joinFigures(theirs, "%.0f") + ": " + joinFigures(ratios, "%.1f×") + " the peer"
