@@ -2,10 +2,12 @@ package alert
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"math/bits"
 	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/defender-siem/forwarder/internal/jsonx"
@@ -38,15 +40,9 @@ func (a *Alert) ScanEntities(fields ...string) ([]ScannedEntity, bool) {
 	if start >= end || v[start] != '[' {
 		return nil, true
 	}
-	s := entityScan{fields: fields, root: v[:end]}
-	s.names = append(fields[:len(fields):len(fields)], "Type")
-	for k, name := range s.names {
-		if k < 64 && len(name) < len(s.byLen) && isASCII([]byte(name)) {
-			s.byLen[len(name)] |= 1 << k
-		} else {
-			s.slowNames = true
-		}
-	}
+	s := scans.Get().(*entityScan)
+	defer s.release()
+	s.reset(fields, v[:end])
 	if stop, err := s.value(start, 0); err != nil || stop != end || !s.resolve() {
 		// Not well-formed (DecodeEntities gives no entities then), or past what the walk does.
 		return nil, false
@@ -64,6 +60,42 @@ func (a *Alert) ScanEntities(fields ...string) ([]ScannedEntity, bool) {
 		}
 	}
 	return append(out, s.nested...), true
+}
+
+// scans keeps the walks' working lists between calls: CEF scans every large alert, and
+// growing them again each time was half of a scan's allocations.
+var scans = sync.Pool{New: func() any { return new(entityScan) }}
+
+// reset readies a pooled scan for the list root and the names fields, keeping its lists'
+// room, and the name table when it was built for the same names.
+func (s *entityScan) reset(fields []string, root []byte) {
+	if !slices.Equal(s.fields, fields) {
+		s.fields = append(s.fields[:0], fields...)
+		s.names = append(append(s.names[:0], fields...), "Type")
+		s.byLen, s.slowNames = [64]uint64{}, false
+		for k, name := range s.names {
+			if k < 64 && len(name) < len(s.byLen) && isASCII([]byte(name)) {
+				s.byLen[len(name)] |= 1 << k
+			} else {
+				s.slowNames = true
+			}
+		}
+	}
+	s.root = root
+	s.top, s.nested, s.defs, s.refs = s.top[:0], s.nested[:0], s.defs[:0], s.refs[:0]
+	s.count, s.objects = 0, 0 // release cleared the stack's matches
+	s.slab = nil              // handed out with the entities
+}
+
+// release drops what the scan saw, so that a pooled scan keeps no alert alive, and pools it.
+func (s *entityScan) release() {
+	clear(s.top)
+	clear(s.nested)
+	clear(s.defs)
+	clear(s.refs)
+	clear(s.stack)
+	s.root, s.slab = nil, nil
+	scans.Put(s)
 }
 
 // scanDepthLimit keeps ScanEntities well inside maxEntityDepth, past which DecodeEntities
@@ -88,6 +120,7 @@ type entityScan struct {
 	refs      []scanRef // {"$ref":…} objects, in document order
 	count     int       // JSON values seen, as DecodeEntities counts them against expandBudget
 	slab      [][]byte  // backs the entities' Values (see values)
+	byID      []int32   // resolve's order of defs
 }
 
 // scanItem is an element of the list: an entity, or the reference refs[ref].
@@ -111,11 +144,17 @@ type scanRef struct {
 	target int // index in defs, or -1
 }
 
-// errScanLimit stops a walk that went past what ScanEntities does.
-var errScanLimit = errors.New("past the scan's limits")
+// errScanLimit stops a walk that went past what ScanEntities does; errScanSyntax one that met
+// JSON that is not well-formed. ScanEntities only reports false for either, so neither says
+// where.
+var (
+	errScanLimit  = errors.New("past the scan's limits")
+	errScanSyntax = errors.New("not well-formed")
+)
 
 // value walks the value at root[i], found at depth (the list is depth 0, its elements 1), and
-// returns the index past it.
+// returns the index past it. The walk of objects and arrays is spelled out rather than made
+// with jsonx.WalkMembers: it recurses, and its closures then went to the heap, one per object.
 func (s *entityScan) value(i, depth int) (int, error) {
 	d := s.root
 	s.count++
@@ -127,10 +166,53 @@ func (s *entityScan) value(i, depth int) (int, error) {
 		case '{':
 			return s.object(i, depth)
 		case '[':
-			return jsonx.WalkElements(d, i, func(vs int) (int, error) { return s.value(vs, depth+1) })
+			return s.array(i, depth)
 		}
 	}
 	return jsonx.Skip(d, i, depth)
+}
+
+func (s *entityScan) array(i, depth int) (int, error) {
+	d := s.root
+	i = space(d, i+1)
+	if i < len(d) && d[i] == ']' {
+		return i + 1, nil
+	}
+	for {
+		ve, err := s.value(i, depth+1)
+		if err != nil {
+			return ve, err
+		}
+		next, closed, err := afterValue(d, ve, ']')
+		if err != nil || closed {
+			return next, err
+		}
+		i = next
+	}
+}
+
+// afterValue reads what follows a member or element ending at d[i]: a comma, after which it
+// returns the index of the next one, or closer, after which it returns the index past it and
+// true.
+func afterValue(d []byte, i int, closer byte) (int, bool, error) {
+	i = space(d, i)
+	switch {
+	case i >= len(d):
+		return i, false, errScanSyntax
+	case d[i] == ',':
+		return space(d, i+1), false, nil
+	case d[i] == closer:
+		return i + 1, true, nil
+	}
+	return i, false, errScanSyntax
+}
+
+// space is jsonx.SkipSpace with the common case, no space at all, first.
+func space(d []byte, i int) int {
+	if i < len(d) && d[i] > ' ' {
+		return i
+	}
+	return jsonx.SkipSpace(d, i)
 }
 
 // fieldMatch follows fieldValue over the map DecodeEntities builds: the last member named
@@ -218,61 +300,52 @@ func (s *entityScan) object(i, depth int) (int, error) {
 	}
 	s.objects++
 	obj := s.objects
-	members := 0
-	var ref, id string
-	var typ []byte // the last type member's value, read only if the object is a nested entity
-	var isRef, hasID, hasType bool
-	end, err := jsonx.WalkMembers(d, i, func(key []byte, esc bool, vs int) (int, error) {
-		ve, err := s.value(vs, depth+1)
-		if err != nil {
-			return ve, err
-		}
-		if esc {
-			key = []byte(jsonx.DecodeKey(key, esc))
-		}
-		val := d[vs:ve]
-		members++
-		ascii := isASCII(key)
-		switch {
-		case !ascii || s.slowNames:
-			for k, name := range s.names {
-				s.stack[base+k].offer(obj, name, key, val, ascii)
+	var m objectMembers
+	end := space(d, i+1)
+	if end < len(d) && d[end] == '}' {
+		end++
+	} else {
+		for i = end; ; {
+			if i >= len(d) || d[i] != '"' {
+				return i, errScanSyntax
 			}
-		case len(key) < len(s.byLen): // an ASCII key longer than that equals no name
-			for m := s.byLen[len(key)]; m != 0; m &= m - 1 {
-				k := bits.TrailingZeros64(m)
-				s.stack[base+k].offer(obj, s.names[k], key, val, true)
+			ke, esc, err := jsonx.SkipString(d, i)
+			if err != nil {
+				return ke, err
 			}
-		}
-		// type, $ref and $id: an ASCII key of another length is none of them.
-		if val[0] == '"' && len(key) >= 3 && (!ascii || len(key) <= 4) {
-			switch {
-			case foldEqual(key, "type"):
-				typ = val
-				hasType = true
-			case key[0] != '$':
-			case foldEqual(key, "$ref"):
-				ref, _ = jsonx.DecodeString(val)
-				isRef = true
-			case foldEqual(key, "$id"):
-				id, _ = jsonx.DecodeString(val)
-				hasID = true
+			key := d[i+1 : ke-1]
+			if i = space(d, ke); i >= len(d) || d[i] != ':' {
+				return i, errScanSyntax
 			}
+			vs := space(d, i+1)
+			ve, err := s.value(vs, depth+1)
+			if err != nil {
+				return ve, err
+			}
+			if esc {
+				key = []byte(jsonx.DecodeKey(key, esc))
+			}
+			s.member(key, d[vs:ve], base, obj, &m)
+			next, closed, err := afterValue(d, ve, '}')
+			if err != nil {
+				return next, err
+			}
+			if closed {
+				end = next
+				break
+			}
+			i = next
 		}
-		return ve, nil
-	})
-	if err != nil {
-		return end, err
 	}
 	matches := s.stack[base : base+n]
-	if isRef && members == 1 {
-		s.refs = append(s.refs, scanRef{id: ref, start: start, target: -1})
+	if m.isRef && m.count == 1 {
+		s.refs = append(s.refs, scanRef{id: m.ref, start: start, target: -1})
 		if depth == 1 {
 			s.top = append(s.top, scanItem{ref: len(s.refs) - 1})
 		}
 		return end, nil
 	}
-	if depth > 1 && !hasType && !hasID {
+	if depth > 1 && !m.hasType && !m.hasID {
 		return end, nil // neither an entity nor a definition: its fields are nobody's
 	}
 	ent := ScannedEntity{
@@ -280,13 +353,57 @@ func (s *entityScan) object(i, depth int) (int, error) {
 	}
 	if depth == 1 {
 		s.top = append(s.top, scanItem{ent: ent, ref: -1})
-	} else if hasType {
-		s.nested = append(s.nested, ScannedEntity{Type: lowerType(typ), Values: ent.Values})
+	} else if m.hasType {
+		s.nested = append(s.nested, ScannedEntity{Type: lowerType(m.typ), Values: ent.Values})
 	}
-	if hasID {
-		s.defs = append(s.defs, scanDef{id: id, start: start, end: end, values: s.count - countBefore, ent: ent})
+	if m.hasID {
+		s.defs = append(s.defs, scanDef{id: m.id, start: start, end: end, values: s.count - countBefore, ent: ent})
 	}
 	return end, nil
+}
+
+// objectMembers is what object keeps of an object's members besides the field matches.
+type objectMembers struct {
+	count   int
+	ref, id string
+	typ     []byte // the last type member's value, read only if the object is a nested entity
+	isRef   bool
+	hasID   bool
+	hasType bool
+}
+
+// member offers the member key (decoded) with the value val to the names' matches at base,
+// and notes a type, $ref or $id in m.
+func (s *entityScan) member(key, val []byte, base int, obj uint32, m *objectMembers) {
+	m.count++
+	ascii := isASCII(key)
+	switch {
+	case !ascii || s.slowNames:
+		for k, name := range s.names {
+			s.stack[base+k].offer(obj, name, key, val, ascii)
+		}
+	case len(key) < len(s.byLen): // an ASCII key longer than that equals no name
+		for b := s.byLen[len(key)]; b != 0; b &= b - 1 {
+			k := bits.TrailingZeros64(b)
+			s.stack[base+k].offer(obj, s.names[k], key, val, true)
+		}
+	}
+	// type, $ref and $id: an ASCII key of another length is none of them.
+	if val[0] != '"' || len(key) < 3 || (ascii && len(key) > 4) {
+		return
+	}
+	switch {
+	case foldEqual(key, "type"):
+		m.typ = val
+		m.hasType = true
+	case key[0] != '$':
+	case foldEqual(key, "$ref"):
+		m.ref, _ = jsonx.DecodeString(val)
+		m.isRef = true
+	case foldEqual(key, "$id"):
+		m.id, _ = jsonx.DecodeString(val)
+		m.hasID = true
+	}
 }
 
 // resolve finds each reference's definition as DecodeEntities does (the latest one finished
@@ -295,24 +412,47 @@ func (s *entityScan) object(i, depth int) (int, error) {
 // bound of its target's expanded size (once inside its container, once in the running
 // total) must stay within expandBudget. A cycle of references has no bound.
 func (s *entityScan) resolve() bool {
+	if len(s.refs) == 0 {
+		return true
+	}
+	// defs end in the order they were appended, so among the definitions of one id the later
+	// index is the later end: sorting them by id, then index, makes both searches binary.
+	byID := s.byID[:0]
+	for i := range s.defs {
+		byID = append(byID, int32(i))
+	}
+	s.byID = byID
+	slices.SortFunc(byID, func(a, b int32) int {
+		if c := strings.Compare(s.defs[a].id, s.defs[b].id); c != 0 {
+			return c
+		}
+		return int(a - b)
+	})
 	for r := range s.refs {
 		ref := &s.refs[r]
-		best, last := -1, -1
-		for i, def := range s.defs {
-			if def.id != ref.id {
-				continue
-			}
-			if last < 0 || def.end > s.defs[last].end {
-				last = i
-			}
-			if def.end <= ref.start && (best < 0 || def.end > s.defs[best].end) {
-				best = i
-			}
+		lo, _ := slices.BinarySearchFunc(byID, ref.id, func(i int32, id string) int { return strings.Compare(s.defs[i].id, id) })
+		hi := lo
+		for hi < len(byID) && s.defs[byID[hi]].id == ref.id {
+			hi++
 		}
-		if best < 0 {
-			best = last
+		ref.target = -1
+		if lo == hi {
+			continue
 		}
-		ref.target = best
+		same := byID[lo:hi]
+		// The first of them ending after the reference starts; the one before it, if any, is
+		// the latest finished before it.
+		k, _ := slices.BinarySearchFunc(same, ref.start, func(i int32, start int) int {
+			if s.defs[i].end <= start {
+				return -1
+			}
+			return 1
+		})
+		if k > 0 {
+			ref.target = int(same[k-1])
+		} else {
+			ref.target = int(same[len(same)-1])
+		}
 	}
 	total := s.count
 	for _, ref := range s.refs {
@@ -343,8 +483,13 @@ func (s *entityScan) size(i int) (int, bool) {
 	}
 	def.state = 1
 	n := def.values
-	for _, ref := range s.refs {
-		if ref.target < 0 || ref.start < def.start || ref.start >= def.end {
+	// refs are in document order, and none holds another: those inside def are a run.
+	first, _ := slices.BinarySearchFunc(s.refs, def.start, func(r scanRef, start int) int { return cmp.Compare(r.start, start) })
+	for _, ref := range s.refs[first:] {
+		if ref.start >= def.end {
+			break
+		}
+		if ref.target < 0 {
 			continue
 		}
 		t, ok := s.size(ref.target)
@@ -419,4 +564,21 @@ func ScannedValues(ents []ScannedEntity, entityType string, fields ...int) []str
 		}
 	}
 	return out
+}
+
+// ScannedFirst is the first of ScannedValues(ents, entityType, fields...) for which accept
+// (nil: any) reports true, or "": it decodes no value past the one it returns, for formats
+// that have room for a single value of a type.
+func ScannedFirst(ents []ScannedEntity, entityType string, accept func(string) bool, fields ...int) string {
+	for _, e := range ents {
+		if !strings.EqualFold(e.Type, entityType) {
+			continue
+		}
+		for _, f := range fields {
+			if v := scalarText(e.Values[f]); v != "" && (accept == nil || accept(v)) {
+				return v
+			}
+		}
+	}
+	return ""
 }

@@ -510,6 +510,35 @@ func FuzzScanEntities(f *testing.F) {
 			if !slices.Equal(got, want) {
 				t.Fatalf("%s %v: ScanEntities %q, DecodeEntities %q", q.typ, names, got, want)
 			}
+			odd := func(v string) bool { return len(v)%2 == 1 }
+			wantAny, wantOdd := "", ""
+			if len(want) > 0 {
+				wantAny = want[0]
+			}
+			if i := slices.IndexFunc(want, odd); i >= 0 {
+				wantOdd = want[i]
+			}
+			if got := ScannedFirst(ents, q.typ, nil, q.fields...); got != wantAny {
+				t.Fatalf("%s %v: ScannedFirst %q, want %q", q.typ, names, got, wantAny)
+			}
+			if got := ScannedFirst(ents, q.typ, odd, q.fields...); got != wantOdd {
+				t.Fatalf("%s %v: ScannedFirst of odd length %q, want %q", q.typ, names, got, wantOdd)
+			}
+		}
+		// Scans are pooled: one asking for other names, in another order, must not see the
+		// names or the matches of the one before.
+		other, ok := a.ScanEntities("Url", "Name")
+		if !ok {
+			t.Fatal("ScanEntities with fewer names refused what it read with more")
+		}
+		for _, q := range []struct {
+			typ   string
+			field int
+			name  string
+		}{{"url", 0, "Url"}, {"file", 1, "Name"}, {"account", 1, "Name"}} {
+			if got, want := ScannedValues(other, q.typ, q.field), ref.EntityValues(q.typ, q.name); !slices.Equal(got, want) {
+				t.Fatalf("%s %s after another scan: %q, want %q", q.typ, q.name, got, want)
+			}
 		}
 	})
 }

@@ -259,22 +259,27 @@ type entityValues struct {
 var entityFields = []string{"Address", "HostName", "NetBiosName", "Name", "Url"}
 
 func entities(a *alert.Alert) entityValues {
-	// values returns the distinct values of the fields (indexes into entityFields) of the
-	// entities of one type, in EntityValues' order.
-	values := func(typ string, fields ...int) []string {
+	// firstOf returns the first value of the fields (indexes into entityFields) of the
+	// entities of one type, in EntityValues' order, that accept (nil: any) takes.
+	firstOf := func(typ string, accept func(string) bool, fields ...int) string {
 		names := make([]string, len(fields))
 		for i, f := range fields {
 			names[i] = entityFields[f]
 		}
-		return a.EntityValues(typ, names...)
+		for _, v := range a.EntityValues(typ, names...) {
+			if accept == nil || accept(v) {
+				return v
+			}
+		}
+		return ""
 	}
 	if a.Entities == nil && a.EntitiesJSON != nil {
 		// Parsed without entities: read the five values straight from the list when it can
 		// be, which saves most of CEF's cost on a large alert; otherwise decode a copy here
 		// (the record is shared with other destinations).
 		if ents, ok := a.ScanEntities(entityFields...); ok {
-			values = func(typ string, fields ...int) []string {
-				return alert.ScannedValues(ents, typ, fields...)
+			firstOf = func(typ string, accept func(string) bool, fields ...int) string {
+				return alert.ScannedFirst(ents, typ, accept, fields...)
 			}
 		} else {
 			cp := *a
@@ -283,24 +288,20 @@ func entities(a *alert.Alert) entityValues {
 		}
 	}
 	var v entityValues
-	for _, s := range values("ip", 0) {
-		if addr, err := netip.ParseAddr(s); err == nil {
-			v.ip = addr.String()
-			break
-		}
+	if s := firstOf("ip", isAddr, 0); s != "" {
+		v.ip = netip.MustParseAddr(s).String()
 	}
-	v.host = first(values("host", 1, 2))
-	v.account = first(values("account", 3))
-	v.file = first(values("file", 3))
-	v.url = first(values("url", 4))
+	v.host = firstOf("host", nil, 1, 2)
+	v.account = firstOf("account", nil, 3)
+	v.file = firstOf("file", nil, 3)
+	v.url = firstOf("url", nil, 4)
 	return v
 }
 
-func first(ss []string) string {
-	if len(ss) == 0 {
-		return ""
-	}
-	return ss[0]
+// isAddr reports whether s is an IP address netip reads.
+func isAddr(s string) bool {
+	_, err := netip.ParseAddr(s)
+	return err == nil
 }
 
 type extWriter struct {
