@@ -3,6 +3,7 @@ package alert
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strings"
 
 	"github.com/defender-siem/forwarder/internal/jsonx"
@@ -99,7 +100,7 @@ func fillAlert(fs *fieldSet, a *Alert, opt Options, names *[4]string) (generated
 	a.ProductName = fs.str(fProductName)
 	a.ProductComponent = fs.str(fProductComponentName)
 	if !opt.SkipExtendedProperties {
-		a.ExtendedProperties = extendedProperties(fs[fExtendedProperties])
+		a.ExtendedProperties = extendedProperties(fs[fExtendedProperties], opt.OnlyExtendedProperties)
 	}
 	a.EntitiesJSON = entitiesJSON(fs[fEntities])
 	if !opt.SkipEntities {
@@ -169,7 +170,7 @@ func parseActivityLogAlert(top *fieldSet, rec *Record, opt Options) {
 	a.ProductName = str(fProductName)
 	a.ProductComponent = str(fProductComponentName)
 	if !opt.SkipExtendedProperties {
-		a.ExtendedProperties = extendedProperties(top[fProperties])
+		a.ExtendedProperties = extendedProperties(top[fProperties], opt.OnlyExtendedProperties)
 	}
 	a.EntitiesJSON = entitiesJSON(pick(fEntities))
 	if !opt.SkipEntities {
@@ -270,18 +271,40 @@ func azureResourceIdentifier(v []byte) string {
 
 // extendedProperties renders every member of the object v (or of a string holding a JSON
 // object) as a string: strings as they are, null as "", other values as compact JSON text,
-// so numbers keep exactly the digits Defender wrote.
-func extendedProperties(v []byte) map[string]string {
+// so numbers keep exactly the digits Defender wrote. With only not nil it keeps the members
+// of those names, and builds no map when there are none.
+func extendedProperties(v []byte, only []string) map[string]string {
 	if inner := jsonInString(v); inner != nil {
 		v = inner
 	}
 	if !isObject(v) {
 		return nil
 	}
-	out := map[string]string{}
+	var out map[string]string
+	if only == nil {
+		out = map[string]string{}
+	}
 	var buf bytes.Buffer
 	_, _ = jsonx.EachMember(v, 0, func(key, val []byte, esc bool) {
-		k := jsonx.DecodeKey(key, esc)
+		var k string
+		if only == nil || esc {
+			k = jsonx.DecodeKey(key, esc)
+		}
+		if only != nil {
+			i := slices.IndexFunc(only, func(name string) bool {
+				if esc {
+					return k == name
+				}
+				return string(key) == name
+			})
+			if i < 0 {
+				return
+			}
+			k = only[i]
+			if out == nil {
+				out = make(map[string]string, len(only))
+			}
+		}
 		switch val[0] {
 		case '"':
 			out[k], _ = jsonx.DecodeString(val)

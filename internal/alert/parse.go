@@ -32,6 +32,11 @@ type Options struct {
 	// it). Rendering every property as a string is about a tenth of parsing an alert, and
 	// formats that ship the raw record never read them.
 	SkipExtendedProperties bool
+	// OnlyExtendedProperties, when not nil, keeps in Alert.ExtendedProperties only the
+	// properties of these names (exactly as written) for alerts of the export and ARM shapes;
+	// the map is nil when none of them is there. Formats that read two or three properties
+	// then do not pay for rendering all of them.
+	OnlyExtendedProperties []string
 }
 
 // Parse is the package's Parse with the options o.

@@ -22,10 +22,11 @@ type Formatter interface {
 	Format(dst []byte, rec *alert.Record) ([]byte, error)
 }
 
-// ExtendedPropertiesIgnorer is implemented by formatters whose output never depends on
-// Alert.ExtendedProperties (they forward the raw record). When every destination's formatter
-// says so, the pipeline parses without them (alert.Options.SkipExtendedProperties); a
-// formatter that does not implement it gets them.
-type ExtendedPropertiesIgnorer interface {
-	IgnoresExtendedProperties() bool
+// ExtendedPropertiesReader is implemented by formatters whose output depends on no extended
+// properties but the ones ExtendedPropertiesRead names (none for the formats that forward
+// the raw record). When every destination's formatter says which it reads, the pipeline
+// parses only those (alert.Options.OnlyExtendedProperties), or none; a formatter that does
+// not implement it gets them all. TestExtendedPropertiesRead holds each formatter to its list.
+type ExtendedPropertiesReader interface {
+	ExtendedPropertiesRead() []string
 }

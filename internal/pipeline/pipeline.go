@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -75,6 +76,27 @@ type Pipeline struct {
 	lazyEntities bool
 }
 
+// extendedPropertiesRead is the union of the extended properties the destinations'
+// formatters read: nil (all of them) when one does not say, empty when none reads any.
+func extendedPropertiesRead(dests []Destination) []string {
+	if len(dests) == 0 {
+		return nil
+	}
+	names := []string{}
+	for _, d := range dests {
+		r, ok := d.Formatter.(format.ExtendedPropertiesReader)
+		if !ok {
+			return nil
+		}
+		for _, n := range r.ExtendedPropertiesRead() {
+			if !slices.Contains(names, n) {
+				names = append(names, n)
+			}
+		}
+	}
+	return names
+}
+
 // New returns a pipeline over dests.
 func New(dests []Destination, opts Options) *Pipeline {
 	if opts.Logger == nil {
@@ -87,12 +109,8 @@ func New(dests []Destination, opts Options) *Pipeline {
 		opts.Now = time.Now
 	}
 	p := &Pipeline{dests: dests, opts: opts, parse: alert.Options{SkipEntities: true}}
-	p.parse.SkipExtendedProperties = len(dests) > 0
-	for _, d := range dests {
-		if ig, ok := d.Formatter.(format.ExtendedPropertiesIgnorer); !ok || !ig.IgnoresExtendedProperties() {
-			p.parse.SkipExtendedProperties = false
-		}
-	}
+	p.parse.OnlyExtendedProperties = extendedPropertiesRead(dests)
+	p.parse.SkipExtendedProperties = p.parse.OnlyExtendedProperties != nil && len(p.parse.OnlyExtendedProperties) == 0
 	readers := 0
 	for _, d := range dests {
 		if d.NeedsEntities {

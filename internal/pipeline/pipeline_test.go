@@ -340,30 +340,39 @@ func TestLetterIDsWithoutCoordinates(t *testing.T) {
 	}
 }
 
-// propsFormatter renders a record's extended properties; ignoring says whether it claims not
-// to read them.
-type propsFormatter struct{ ignoring bool }
+// propsFormatter renders a record's extended properties, claiming nothing about which.
+type propsFormatter struct{}
 
 func (f propsFormatter) Format(dst []byte, rec *alert.Record) ([]byte, error) {
 	return fmt.Appendf(dst, "%v", rec.Alert.ExtendedProperties), nil
 }
 
-type ignoringFormatter struct{ propsFormatter }
+// namedFormatter renders them too, claiming to read only names.
+type namedFormatter struct {
+	propsFormatter
+	names []string
+}
 
-func (ignoringFormatter) IgnoresExtendedProperties() bool { return true }
+func (f namedFormatter) ExtendedPropertiesRead() []string { return f.names }
 
-// Extended properties are skipped only when every destination says it does not read them: a
-// CEF destination beside a HEC one still gets its act= and classification.
-func TestExtendedPropertiesSkippedOnlyWhenNobodyReadsThem(t *testing.T) {
-	body := `{"SystemAlertId":"1","AlertType":"T","Severity":"High","ExtendedProperties":{"ActionTaken":"Blocked"}}`
+// Extended properties are parsed only as far as the destinations say they read them: none
+// when none reads any, the union of their names when each says, and all of them as soon as
+// one does not say.
+func TestExtendedPropertiesParsedAsFarAsRead(t *testing.T) {
+	body := `{"SystemAlertId":"1","AlertType":"T","Severity":"High","ExtendedProperties":{"ActionTaken":"Blocked","Other":"x","classification":"c"}}`
+	none := namedFormatter{}
+	act := namedFormatter{names: []string{"ActionTaken"}}
+	verdict := namedFormatter{names: []string{"classification", "determination"}}
 	for _, tc := range []struct {
 		name string
 		fs   []format.Formatter
-		want []string
+		want string
 	}{
-		{"all ignore", []format.Formatter{ignoringFormatter{}, ignoringFormatter{}}, []string{"map[]", "map[]"}},
-		{"one reads", []format.Formatter{ignoringFormatter{}, propsFormatter{}}, []string{"map[ActionTaken:Blocked]", "map[ActionTaken:Blocked]"}},
-		{"reader alone", []format.Formatter{propsFormatter{}}, []string{"map[ActionTaken:Blocked]"}},
+		{"none read", []format.Formatter{none, none}, "map[]"},
+		{"one name", []format.Formatter{none, act}, "map[ActionTaken:Blocked]"},
+		{"union", []format.Formatter{act, verdict}, "map[ActionTaken:Blocked classification:c]"},
+		{"one reads all", []format.Formatter{act, propsFormatter{}}, "map[ActionTaken:Blocked Other:x classification:c]"},
+		{"reader alone", []format.Formatter{propsFormatter{}}, "map[ActionTaken:Blocked Other:x classification:c]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var dests []Destination
@@ -378,8 +387,8 @@ func TestExtendedPropertiesSkippedOnlyWhenNobodyReadsThem(t *testing.T) {
 				t.Fatal(rep.Err)
 			}
 			for i, sk := range sinks {
-				if len(sk.delivered) != 1 || sk.delivered[0] != tc.want[i] {
-					t.Errorf("destination %d got %q, want %q", i, sk.delivered, tc.want[i])
+				if len(sk.delivered) != 1 || sk.delivered[0] != tc.want {
+					t.Errorf("destination %d got %q, want %q", i, sk.delivered, tc.want)
 				}
 			}
 		})

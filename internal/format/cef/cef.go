@@ -77,6 +77,11 @@ func (f *Formatter) Format(dst []byte, rec *alert.Record) ([]byte, error) {
 	return f.AppendCEF(dst, rec), nil
 }
 
+// ExtendedPropertiesRead names what act= and a Graph alert's verdict come from.
+func (f *Formatter) ExtendedPropertiesRead() []string {
+	return []string{"ActionTaken", "classification", "determination"}
+}
+
 // AppendCEF appends the bare CEF line for rec, without a syslog header.
 func (f *Formatter) AppendCEF(dst []byte, rec *alert.Record) []byte {
 	dst = append(dst, f.prefix...)

@@ -259,9 +259,9 @@ func (f *Formatter) Format(dst []byte, rec *alert.Record) ([]byte, error) {
 	return dst, nil
 }
 
-// IgnoresExtendedProperties is true: the event is the raw record, and the indexed fields
-// come from other fields.
-func (f *Formatter) IgnoresExtendedProperties() bool { return true }
+// ExtendedPropertiesRead is none: the event is the raw record, and the indexed fields come
+// from other fields.
+func (f *Formatter) ExtendedPropertiesRead() []string { return nil }
 
 // appendEpochMillis writes sec.mmm, truncating nsec to the millisecond. Integer arithmetic keeps
 // it exact and free of exponent notation whatever the year.

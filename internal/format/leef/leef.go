@@ -156,6 +156,11 @@ func (f *Formatter) Format(dst []byte, rec *alert.Record) ([]byte, error) {
 	return dst, nil
 }
 
+// ExtendedPropertiesRead names a Graph alert's verdict, LEEF's one use of them.
+func (f *Formatter) ExtendedPropertiesRead() []string {
+	return []string{"classification", "determination"}
+}
+
 // Attrs returns the attributes Format writes for rec, sorted by key, values cleaned.
 func (f *Formatter) Attrs(rec *alert.Record) []Attr {
 	as := make([]Attr, 0, 32)

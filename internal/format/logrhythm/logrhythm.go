@@ -137,6 +137,9 @@ func (f *Formatter) Format(dst []byte, rec *alert.Record) ([]byte, error) {
 	return f.appendJSON(dst, fields), nil
 }
 
+// ExtendedPropertiesRead is none: the fields LogRhythm maps are the alert's own.
+func (f *Formatter) ExtendedPropertiesRead() []string { return nil }
+
 // Fields returns the schema fields Format writes for rec, values already scrubbed; `whsdp` is
 // not among them. Tests compare the parsed output against it.
 func (f *Formatter) Fields(rec *alert.Record) map[string]string {

@@ -111,9 +111,9 @@ func (f *Formatter) Format(dst []byte, rec *alert.Record) ([]byte, error) {
 	return append(dst, '}'), nil
 }
 
-// IgnoresExtendedProperties is true: the line is the raw record and, when wrapped, fields
-// that are not extended properties.
-func (f *Formatter) IgnoresExtendedProperties() bool { return true }
+// ExtendedPropertiesRead is none: the line is the raw record and, when wrapped, fields that
+// are not extended properties.
+func (f *Formatter) ExtendedPropertiesRead() []string { return nil }
 
 func (f *Formatter) value(fd Field, rec *alert.Record) string {
 	switch fd {

@@ -251,6 +251,9 @@ func (f *Formatter) Format(dst []byte, rec *alert.Record) ([]byte, error) {
 	return append(dst, b...), nil
 }
 
+// ExtendedPropertiesRead is none: the incident's fields are the alert's own.
+func (f *Formatter) ExtendedPropertiesRead() []string { return nil }
+
 // Document builds rec's incident document.
 func (f *Formatter) Document(rec *alert.Record) (Document, error) {
 	if rec == nil {

@@ -67,6 +67,11 @@ func (f *Formatter) Format(dst []byte, rec *alert.Record) ([]byte, error) {
 	return AppendRawJSON(dst, rec.Raw), nil
 }
 
+// ExtendedPropertiesRead names a Graph alert's verdict, the message's one use of them.
+func (f *Formatter) ExtendedPropertiesRead() []string {
+	return []string{"classification", "determination"}
+}
+
 // AppendRawJSON appends the record's original JSON compacted to one line. Bytes that are not
 // JSON are carried as they are. Either way the result is valid UTF-8 with no CR, LF or NUL.
 func AppendRawJSON(dst []byte, raw []byte) []byte {

@@ -1,0 +1,137 @@
+package format_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/defender-siem/forwarder/internal/alert"
+	"github.com/defender-siem/forwarder/internal/dev/alerttest"
+	"github.com/defender-siem/forwarder/internal/format"
+	"github.com/defender-siem/forwarder/internal/format/cef"
+	"github.com/defender-siem/forwarder/internal/format/hec"
+	"github.com/defender-siem/forwarder/internal/format/leef"
+	"github.com/defender-siem/forwarder/internal/format/loganalytics"
+	"github.com/defender-siem/forwarder/internal/format/logrhythm"
+	"github.com/defender-siem/forwarder/internal/format/ndjson"
+	"github.com/defender-siem/forwarder/internal/format/servicenow"
+	"github.com/defender-siem/forwarder/internal/format/syslog"
+)
+
+// formatters builds every formatter with its defaults (and syslog in both header layouts).
+func formatters(t *testing.T) map[string]format.Formatter {
+	t.Helper()
+	must := func(f format.Formatter, err error) format.Formatter {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	fixed := func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
+	rfc5424 := syslog.DefaultConfig()
+	rfc3164 := syslog.DefaultConfig()
+	rfc3164.Header, rfc3164.Now = syslog.HeaderRFC3164, fixed
+	summary := syslog.DefaultConfig()
+	summary.Message = syslog.MessageSummary
+	return map[string]format.Formatter{
+		"cef":          must(cef.New(cef.DefaultConfig())),
+		"hec":          hec.New(hec.DefaultConfig()),
+		"leef":         must(leef.New(leef.DefaultConfig())),
+		"loganalytics": loganalytics.New(),
+		"logrhythm":    must(logrhythm.New(logrhythm.DefaultConfig())),
+		"ndjson":       must(ndjson.New(ndjson.DefaultConfig())),
+		"servicenow":   must(servicenow.New(servicenow.DefaultConfig())),
+		"syslog5424":   must(syslog.New(rfc5424)),
+		"syslog3164":   must(syslog.New(rfc3164)),
+		"syslogsum":    must(syslog.New(summary)),
+	}
+}
+
+// richProperties are extended properties under the names formats might be tempted to read,
+// each value hostile, so that output depending on any of them shows.
+func richProperties() map[string]any {
+	m := map[string]any{}
+	for _, k := range []string{
+		"ActionTaken", "classification", "determination", "resourceType", "Compromised Host",
+		"User Name", "Account Session Id", "Suspicious Process", "Client IP address",
+		"Client principal name", "Investigation steps", "Potential causes", "Alert Id",
+		"killChainIntent", "ProcessName", "Tactics", "Techniques", "Severity", "Status",
+	} {
+		m[k] = k + " " + alerttest.HostileText
+	}
+	m["Number"] = 42
+	m["Nested"] = map[string]any{"a": []any{1, "b"}}
+	return m
+}
+
+// withProperties returns the sample raw with its ExtendedProperties replaced by props.
+func withProperties(t *testing.T, raw []byte, props map[string]any) []byte {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	m["ExtendedProperties"] = props
+	out, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// A formatter that names the extended properties it reads must render every record the same
+// whether the parser kept all of them or only those: the pipeline parses only what the
+// destinations' formatters name. Log Analytics, which ships them all, is the check that a
+// formatter reading more than it names shows here.
+func TestExtendedPropertiesRead(t *testing.T) {
+	elastic := alerttest.ReadSample(t, "elastic_eventhub_alert.json")
+	bodies := map[string][]byte{
+		"elastic":      elastic,
+		"restapi":      alerttest.ReadSample(t, "restapi_alert.json"),
+		"rich":         withProperties(t, elastic, richProperties()),
+		"hostile keys": withProperties(t, elastic, map[string]any{"Action\u0054aken": "escaped key", "actiontaken": "other case", "ActionTaken ": "space"}),
+	}
+	render := func(t *testing.T, f format.Formatter, body []byte, opt alert.Options) ([]byte, int) {
+		t.Helper()
+		rec, err := opt.Parse(body, 0)
+		if err != nil || rec.Alert == nil {
+			t.Fatalf("parse: %v", err)
+		}
+		out, err := f.Format(nil, &rec)
+		if err != nil {
+			t.Fatalf("format: %v", err)
+		}
+		return out, len(rec.Alert.ExtendedProperties)
+	}
+	for name, f := range formatters(t) {
+		r, names := f.(format.ExtendedPropertiesReader)
+		for bname, body := range bodies {
+			t.Run(name+"/"+bname, func(t *testing.T) {
+				full, all := render(t, f, body, alert.Options{})
+				if !names {
+					if name != "loganalytics" {
+						t.Fatalf("%s does not say which extended properties it reads", name)
+					}
+					// The check can fail: keeping only CEF's names changes what Log
+					// Analytics ships.
+					only, _ := render(t, f, body, alert.Options{OnlyExtendedProperties: []string{"ActionTaken"}})
+					if bname == "rich" && bytes.Equal(full, only) {
+						t.Fatal("Log Analytics rendered the same without most properties")
+					}
+					return
+				}
+				opt := alert.Options{OnlyExtendedProperties: r.ExtendedPropertiesRead()}
+				opt.SkipExtendedProperties = len(opt.OnlyExtendedProperties) == 0
+				only, kept := render(t, f, body, opt)
+				if kept >= all {
+					t.Fatalf("kept %d of %d properties: the record does not test the list", kept, all)
+				}
+				if !bytes.Equal(full, only) {
+					t.Errorf("output depends on properties it does not name %q:\nall:  %q\nonly: %q", r.ExtendedPropertiesRead(), full, only)
+				}
+			})
+		}
+	}
+}
