@@ -28,7 +28,9 @@ const ForwardFunction = "ForwardAlerts"
 // TriggerBinding is the trigger's name in ForwardAlerts/function.json.
 const TriggerBinding = "events"
 
-// Processor handles one decoded batch.
+// Processor handles one decoded batch. The events' bodies live in buffers the server reuses
+// for later invocations once Process has returned, so Process must not leave anything (a
+// goroutine, a queue) reading them after it returns.
 type Processor interface {
 	Process(ctx context.Context, batch hostproto.Batch, deliverBy time.Time) pipeline.Report
 }
@@ -106,7 +108,9 @@ func forward(p Processor, opts Options) http.HandlerFunc {
 			}
 			return
 		}
-		batch, err := decodeInvocation(body)
+		var events eventBuffers
+		defer events.release()
+		batch, err := decodeInvocation(body, events.get)
 		releaseBody(body)
 		body = nil
 		if err != nil {
@@ -148,8 +152,8 @@ func (e envelopeError) Unwrap() error { return e.error }
 // so that nothing in the caller keeps the body or the envelope (whose raw values are slices of
 // it) reachable: the batch's events have a buffer of their own, and a 1,000-event body is
 // megabytes the collector may then take back while the batch is delivered.
-func decodeInvocation(body []byte) (hostproto.Batch, error) {
-	env, err := hostproto.ParseInvokeRequest(body)
+func decodeInvocation(body []byte, alloc func(n int) []byte) (hostproto.Batch, error) {
+	env, err := hostproto.ParseInvokeRequestInto(body, alloc)
 	if err != nil {
 		return hostproto.Batch{}, envelopeError{err}
 	}
@@ -239,6 +243,39 @@ func readBody(r io.Reader, contentLength, limit int64) ([]byte, error) {
 var bodyPool sync.Pool
 
 const pooledBodyBytes = 2 << 20
+
+// eventBuffers hands the envelope decoder the buffers an invocation's events are decoded
+// into, from the pool the bodies use (the two are about the same size), and gives them back
+// once the invocation is answered: a fresh buffer per invocation was, with its clearing, the
+// page faults of memory the runtime had returned and the collections its size brought on,
+// about a twentieth of the handler's CPU.
+type eventBuffers struct{ held [][]byte }
+
+func (e *eventBuffers) get(n int) []byte {
+	var buf []byte
+	if n <= pooledBodyBytes {
+		if p, ok := bodyPool.Get().(*[]byte); ok {
+			if cap(*p) >= n {
+				buf = (*p)[:0]
+			} else {
+				bodyPool.Put(p)
+			}
+		}
+	}
+	if buf == nil {
+		buf = make([]byte, 0, n)
+	}
+	e.held = append(e.held, buf)
+	return buf
+}
+
+// release gives the buffers back; the batch decoded into them must no longer be read.
+func (e *eventBuffers) release() {
+	for _, b := range e.held {
+		releaseBody(b)
+	}
+	e.held = nil
+}
 
 // releaseBody gives a decoded body's buffer back. Nothing decodeInvocation returns points
 // into it (TestDecodedBatchOwnsItsBytes).

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -262,11 +263,11 @@ func TestDecodedBatchOwnsItsBytes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want, err := decodeInvocation(bytes.Clone(env))
+			want, err := decodeInvocation(bytes.Clone(env), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := decodeInvocation(env)
+			got, err := decodeInvocation(env, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -282,5 +283,86 @@ func TestDecodedBatchOwnsItsBytes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// checker is a Processor that reads its batch twice, at the start and after others have had
+// time to run, and notes any event that is not what its invocation sent.
+type checker struct {
+	mu    sync.Mutex
+	wrong []string
+}
+
+func (c *checker) Process(_ context.Context, b hostproto.Batch, _ time.Time) pipeline.Report {
+	check := func(when string) {
+		if len(b.Events) == 0 {
+			c.note("no events " + when)
+			return
+		}
+		// Every body of an invocation carries the invocation's tag, set in its first event.
+		tag := tagOf(b.Events[0].Body)
+		for i, ev := range b.Events {
+			if got := tagOf(ev.Body); got != tag || !bytes.HasSuffix(ev.Body, []byte(fmt.Sprintf(`"n":%d}`, i))) {
+				c.note(fmt.Sprintf("%s: event %d of invocation %s reads %.60q", when, i, tag, ev.Body))
+			}
+		}
+	}
+	check("at the start")
+	time.Sleep(5 * time.Millisecond)
+	check("after a while")
+	return pipeline.Report{Events: len(b.Events)}
+}
+
+func (c *checker) note(s string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.wrong = append(c.wrong, s)
+}
+
+func tagOf(body []byte) string {
+	_, rest, _ := bytes.Cut(body, []byte(`"tag":"`))
+	tag, _, _ := bytes.Cut(rest, []byte(`"`))
+	return string(tag)
+}
+
+// The events are decoded into buffers that later invocations reuse: invocations running at
+// once, one after the other on each connection, must each read their own events until they
+// are answered. Bodies are large enough that the decoder takes the pooled path.
+func TestConcurrentInvocationsKeepTheirOwnEvents(t *testing.T) {
+	c := &checker{}
+	srv := startServer(t, c, Options{})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range 15 {
+				tag := fmt.Sprintf("w%d-k%d", w, k)
+				bodies := make([][]byte, 40)
+				for i := range bodies {
+					pad := strings.Repeat(string(rune('a'+(w+k+i)%26)), 200)
+					bodies[i] = []byte(fmt.Sprintf(`{"tag":"%s","AlertType":"x \"%s\"","n":%d}`, tag, pad, i))
+				}
+				env, err := hostsim.Batch{DataType: hostsim.DataTypeString, Bodies: bodies, PartitionID: fmt.Sprint(w), MethodName: ForwardFunction}.Envelope(nil)
+				if err != nil {
+					c.note(err.Error())
+					return
+				}
+				resp, err := srv.Client().Post(srv.URL+"/"+ForwardFunction, "application/json", bytes.NewReader(env))
+				if err != nil {
+					c.note(err.Error())
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					c.note(fmt.Sprintf("%s answered %d", tag, resp.StatusCode))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, w := range c.wrong {
+		t.Error(w)
 	}
 }
