@@ -127,7 +127,32 @@ func FuzzParse(f *testing.F) {
 			_ = rec.Alert.EntityValues("ip", "Address")
 		}
 		checkAgainstReference(t, raw, rec)
+		checkSummary(t, raw, rec)
 	})
+}
+
+// checkSummary holds a SummaryOnly parse to the full one on what it promises to keep.
+func checkSummary(t *testing.T, raw []byte, full Record) {
+	t.Helper()
+	sum, err := Options{SummaryOnly: true}.Parse(raw, 1)
+	if err != nil {
+		t.Fatalf("SummaryOnly parse failed where the full one did not: %v", err)
+	}
+	if sum.Kind != full.Kind || sum.ID != full.ID || !sum.Time.Equal(full.Time) || sum.TimeFallback != full.TimeFallback ||
+		sum.Severity != full.Severity || sum.Status != full.Status || sum.SubscriptionID != full.SubscriptionID ||
+		sum.ResourceID != full.ResourceID || !bytes.Equal(sum.Raw, full.Raw) || sum.RawCompact != full.RawCompact {
+		t.Fatalf("SummaryOnly record\n%+v\nfull\n%+v", sum, full)
+	}
+	if (sum.Alert == nil) != (full.Alert == nil) {
+		t.Fatal("SummaryOnly parse differs in having an alert")
+	}
+	if a, b := sum.Alert, full.Alert; a != nil {
+		if a.SystemAlertID != b.SystemAlertID || a.AlertType != b.AlertType || a.Severity != b.Severity ||
+			a.Status != b.Status || !a.StartTime.Equal(b.StartTime) || !a.TimeGenerated.Equal(b.TimeGenerated) ||
+			a.ResourceID != b.ResourceID || a.SubscriptionID != b.SubscriptionID || !bytes.Equal(a.EntitiesJSON, b.EntitiesJSON) {
+			t.Fatalf("SummaryOnly alert\n%+v\nfull\n%+v", *a, *b)
+		}
+	}
 }
 
 // refMembers reads the JSON object raw with encoding/json, member by member in order, and

@@ -72,12 +72,27 @@ func fillRecordFromAlert(rec *Record, a *Alert) {
 func fillAlert(fs *fieldSet, a *Alert, opt Options, names *[4]string) (generatedNote string) {
 	a.SystemAlertID = fs.str(fSystemAlertID)
 	a.AlertType = fs.str(fAlertType)
-	a.DisplayName = fs.first(fAlertDisplayName, fAlertName, fDisplayName)
 	a.Severity = ParseSeverity(fs.first(fSeverity, fAlertSeverity, fReportedSeverity))
 	a.Status = normStatus(fs.str(fStatus))
 	a.StartTime, _ = chooseTime(timeSource{names[2], fs[fStartTimeUtc]}, timeSource{names[3], fs[fStartTime]})
-	a.EndTime, _ = chooseTime(timeSource{v: fs[fEndTimeUtc]}, timeSource{v: fs[fEndTime]})
 	a.TimeGenerated, generatedNote = chooseTime(timeSource{names[0], fs[fTimeGenerated]}, timeSource{names[1], fs[fTimeGeneratedUtc]})
+	a.ResourceID = fs.first(fAzureResourceID, fResourceID)
+	if a.ResourceID == "" {
+		a.ResourceID = azureResourceIdentifier(fs[fResourceIdentifiers])
+	}
+	a.SubscriptionID = strings.ToLower(fs.str(fAzureResourceSubscriptionID))
+	if a.SubscriptionID == "" {
+		a.SubscriptionID = subscriptionFromID(a.ResourceID)
+	}
+	a.EntitiesJSON = entitiesJSON(fs[fEntities])
+	if !opt.SkipEntities {
+		a.DecodeEntities()
+	}
+	if opt.SummaryOnly {
+		return generatedNote
+	}
+	a.DisplayName = fs.first(fAlertDisplayName, fAlertName, fDisplayName)
+	a.EndTime, _ = chooseTime(timeSource{v: fs[fEndTimeUtc]}, timeSource{v: fs[fEndTime]})
 	a.Description = fs.str(fDescription)
 	a.RemediationSteps = stringList(fs[fRemediationSteps], false)
 	a.Intent = stringList(fs[fIntent], true)
@@ -87,24 +102,12 @@ func fillAlert(fs *fieldSet, a *Alert, opt Options, names *[4]string) (generated
 	a.Techniques = stringList(fs[fTechniques], true)
 	a.SubTechniques = stringList(fs[fSubTechniques], true)
 	a.CompromisedEntity = fs.str(fCompromisedEntity)
-	a.ResourceID = fs.first(fAzureResourceID, fResourceID)
-	if a.ResourceID == "" {
-		a.ResourceID = azureResourceIdentifier(fs[fResourceIdentifiers])
-	}
-	a.SubscriptionID = strings.ToLower(fs.str(fAzureResourceSubscriptionID))
-	if a.SubscriptionID == "" {
-		a.SubscriptionID = subscriptionFromID(a.ResourceID)
-	}
 	a.AlertURI = fs.first(fAlertURI, fAlertLink)
 	a.VendorName = fs.str(fVendorName)
 	a.ProductName = fs.str(fProductName)
 	a.ProductComponent = fs.str(fProductComponentName)
 	if !opt.SkipExtendedProperties {
 		a.ExtendedProperties = extendedProperties(fs[fExtendedProperties], opt.OnlyExtendedProperties)
-	}
-	a.EntitiesJSON = entitiesJSON(fs[fEntities])
-	if !opt.SkipEntities {
-		a.DecodeEntities()
 	}
 	return generatedNote
 }

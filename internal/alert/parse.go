@@ -37,6 +37,13 @@ type Options struct {
 	// the map is nil when none of them is there. Formats that read two or three properties
 	// then do not pay for rendering all of them.
 	OnlyExtendedProperties []string
+	// SummaryOnly reads, of an alert of the export or ARM shape, only what identifies, routes
+	// and times it: SystemAlertID, AlertType, Severity, Status, StartTime, TimeGenerated,
+	// ResourceID, SubscriptionID and EntitiesJSON (the Record's fields follow from those;
+	// its DisplayName and Description stay empty). The descriptive text is most of what the
+	// parser decodes of a small alert, and formats that forward the raw record never read it.
+	// Activity Log and Graph alerts, and the other kinds, are read whole.
+	SummaryOnly bool
 }
 
 // Parse is the package's Parse with the options o.

@@ -30,3 +30,11 @@ type Formatter interface {
 type ExtendedPropertiesReader interface {
 	ExtendedPropertiesRead() []string
 }
+
+// SummaryReader is implemented by formatters whose output depends on no more of a record
+// than its raw bytes and what alert.Options.SummaryOnly keeps, when ReadsSummaryOnly says so.
+// When every destination's formatter does, the pipeline parses alerts that way.
+// TestSummaryReaders holds each to it.
+type SummaryReader interface {
+	ReadsSummaryOnly() bool
+}

@@ -135,3 +135,60 @@ func TestExtendedPropertiesRead(t *testing.T) {
 		}
 	}
 }
+
+// A formatter that reads only the summary must render every record the same whether it was
+// parsed whole or with alert.Options.SummaryOnly; the pipeline parses that way when every
+// destination's formatter says so. CEF, which writes the descriptive fields, is the check
+// that a formatter reading more shows here.
+func TestSummaryReaders(t *testing.T) {
+	elastic := alerttest.ReadSample(t, "elastic_eventhub_alert.json")
+	bodies := map[string][]byte{
+		"elastic": elastic,
+		"restapi": alerttest.ReadSample(t, "restapi_alert.json"),
+		"rich":    withProperties(t, elastic, richProperties()),
+	}
+	wrapped := ndjson.DefaultConfig()
+	wrapped.Wrap, wrapped.Fields = true, ndjson.AllFields
+	fs := formatters(t)
+	w, err := ndjson.New(wrapped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs["ndjson wrapped"] = w
+	claimed := 0
+	for name, f := range fs {
+		r, ok := f.(format.SummaryReader)
+		summary := ok && r.ReadsSummaryOnly()
+		if summary {
+			claimed++
+		}
+		differs := false
+		for bname, body := range bodies {
+			full, err := alert.Options{}.Parse(body, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum, err := alert.Options{SummaryOnly: true}.Parse(body, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, errA := f.Format(nil, &full)
+			b, errB := f.Format(nil, &sum)
+			if errA != nil || errB != nil {
+				t.Fatalf("%s/%s: %v, %v", name, bname, errA, errB)
+			}
+			if !bytes.Equal(a, b) {
+				differs = true
+				if summary {
+					t.Errorf("%s/%s: output depends on more than the summary:\nwhole:   %q\nsummary: %q", name, bname, a, b)
+				}
+			}
+		}
+		if name == "cef" && !differs {
+			t.Error("CEF rendered the same from the summary: the records do not test it")
+		}
+	}
+	if claimed < 3 {
+		t.Errorf("%d formatters read only the summary, want HEC and NDJSON both ways", claimed)
+	}
+}

@@ -111,6 +111,12 @@ func New(dests []Destination, opts Options) *Pipeline {
 	p := &Pipeline{dests: dests, opts: opts, parse: alert.Options{SkipEntities: true}}
 	p.parse.OnlyExtendedProperties = extendedPropertiesRead(dests)
 	p.parse.SkipExtendedProperties = p.parse.OnlyExtendedProperties != nil && len(p.parse.OnlyExtendedProperties) == 0
+	p.parse.SummaryOnly = len(dests) > 0
+	for _, d := range dests {
+		if r, ok := d.Formatter.(format.SummaryReader); !ok || !r.ReadsSummaryOnly() {
+			p.parse.SummaryOnly = false
+		}
+	}
 	readers := 0
 	for _, d := range dests {
 		if d.NeedsEntities {

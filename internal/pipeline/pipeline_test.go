@@ -395,6 +395,46 @@ func TestExtendedPropertiesParsedAsFarAsRead(t *testing.T) {
 	}
 }
 
+// describer renders a record's description; summary says whether it claims to read only the
+// summary (a false claim, which shows whether the pipeline took it).
+type describer struct{ summary bool }
+
+func (f describer) Format(dst []byte, rec *alert.Record) ([]byte, error) {
+	return fmt.Appendf(dst, "%q", rec.Alert.Description), nil
+}
+
+func (f describer) ReadsSummaryOnly() bool { return f.summary }
+
+// Alerts are parsed to their summary only when every destination's formatter says it reads
+// no more.
+func TestSummaryOnlyWhenEveryFormatterSays(t *testing.T) {
+	body := `{"SystemAlertId":"1","AlertType":"T","Severity":"High","Description":"what happened"}`
+	for _, tc := range []struct {
+		name string
+		fs   []format.Formatter
+		want string
+	}{
+		{"all say", []format.Formatter{describer{true}, describer{true}}, `""`},
+		{"one does not", []format.Formatter{describer{true}, describer{false}}, `"what happened"`},
+		{"one cannot say", []format.Formatter{describer{true}, propsFormatter{}}, `"what happened"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sk := &scriptedSink{}
+			dests := []Destination{{Name: "d0", Formatter: tc.fs[0], Sink: sk, Retry: fastRetry()}}
+			for i, f := range tc.fs[1:] {
+				dests = append(dests, Destination{Name: fmt.Sprint("d", i+1), Formatter: f, Sink: &scriptedSink{}, Retry: fastRetry()})
+			}
+			rep := New(dests, Options{}).Process(context.Background(), batchOf(body), time.Now().Add(time.Minute))
+			if rep.Err != nil {
+				t.Fatal(rep.Err)
+			}
+			if len(sk.delivered) != 1 || sk.delivered[0] != tc.want {
+				t.Errorf("got %q, want %q", sk.delivered, tc.want)
+			}
+		})
+	}
+}
+
 // callSink is a scriptedSink that also notes how many payloads each Send carried.
 type callSink struct {
 	scriptedSink

@@ -259,6 +259,10 @@ func (f *Formatter) Format(dst []byte, rec *alert.Record) ([]byte, error) {
 	return dst, nil
 }
 
+// ReadsSummaryOnly is true: the indexed fields are the alert's id, type, severity, status,
+// subscription and time.
+func (f *Formatter) ReadsSummaryOnly() bool { return true }
+
 // ExtendedPropertiesRead is none: the event is the raw record, and the indexed fields come
 // from other fields.
 func (f *Formatter) ExtendedPropertiesRead() []string { return nil }

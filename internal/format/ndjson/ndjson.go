@@ -111,6 +111,10 @@ func (f *Formatter) Format(dst []byte, rec *alert.Record) ([]byte, error) {
 	return append(dst, '}'), nil
 }
 
+// ReadsSummaryOnly is true: the wrapper's fields are the record's id, kind, severity,
+// status, subscription, resource and time.
+func (f *Formatter) ReadsSummaryOnly() bool { return true }
+
 // ExtendedPropertiesRead is none: the line is the raw record and, when wrapped, fields that
 // are not extended properties.
 func (f *Formatter) ExtendedPropertiesRead() []string { return nil }
