@@ -81,18 +81,31 @@ func withProperties(t *testing.T, raw []byte, props map[string]any) []byte {
 	return out
 }
 
+// sampleBodies are the alerts both tests render: the export and REST samples, the export one
+// with hostile values under many names, and with near misses of ActionTaken (one with a key
+// written with an escape, which means ActionTaken itself).
+func sampleBodies(t *testing.T) map[string][]byte {
+	t.Helper()
+	elastic := alerttest.ReadSample(t, "elastic_eventhub_alert.json")
+	near := bytes.Replace(elastic, []byte(`"ExtendedProperties":{`),
+		[]byte(`"ExtendedProperties":{"Action\u0054aken":"escaped key","actiontaken":"other case","ActionTaken ":"space",`), 1)
+	if bytes.Equal(near, elastic) {
+		t.Fatal("the sample has no ExtendedProperties object")
+	}
+	return map[string][]byte{
+		"elastic":    elastic,
+		"restapi":    alerttest.ReadSample(t, "restapi_alert.json"),
+		"rich":       withProperties(t, elastic, richProperties()),
+		"near names": near,
+	}
+}
+
 // A formatter that names the extended properties it reads must render every record the same
 // whether the parser kept all of them or only those: the pipeline parses only what the
 // destinations' formatters name. Log Analytics, which ships them all, is the check that a
 // formatter reading more than it names shows here.
 func TestExtendedPropertiesRead(t *testing.T) {
-	elastic := alerttest.ReadSample(t, "elastic_eventhub_alert.json")
-	bodies := map[string][]byte{
-		"elastic":      elastic,
-		"restapi":      alerttest.ReadSample(t, "restapi_alert.json"),
-		"rich":         withProperties(t, elastic, richProperties()),
-		"hostile keys": withProperties(t, elastic, map[string]any{"Action\u0054aken": "escaped key", "actiontaken": "other case", "ActionTaken ": "space"}),
-	}
+	bodies := sampleBodies(t)
 	render := func(t *testing.T, f format.Formatter, body []byte, opt alert.Options) ([]byte, int) {
 		t.Helper()
 		rec, err := opt.Parse(body, 0)
@@ -141,12 +154,7 @@ func TestExtendedPropertiesRead(t *testing.T) {
 // destination's formatter says so. CEF, which writes the descriptive fields, is the check
 // that a formatter reading more shows here.
 func TestSummaryReaders(t *testing.T) {
-	elastic := alerttest.ReadSample(t, "elastic_eventhub_alert.json")
-	bodies := map[string][]byte{
-		"elastic": elastic,
-		"restapi": alerttest.ReadSample(t, "restapi_alert.json"),
-		"rich":    withProperties(t, elastic, richProperties()),
-	}
+	bodies := sampleBodies(t)
 	wrapped := ndjson.DefaultConfig()
 	wrapped.Wrap, wrapped.Fields = true, ndjson.AllFields
 	fs := formatters(t)
