@@ -144,17 +144,12 @@ type scanRef struct {
 	target int // index in defs, or -1
 }
 
-// errScanLimit stops a walk that went past what ScanEntities does; errScanSyntax one that met
-// JSON that is not well-formed. ScanEntities only reports false for either, so neither says
-// where.
-var (
-	errScanLimit  = errors.New("past the scan's limits")
-	errScanSyntax = errors.New("not well-formed")
-)
+// errScanLimit stops a walk that went past what ScanEntities does.
+var errScanLimit = errors.New("past the scan's limits")
 
 // value walks the value at root[i], found at depth (the list is depth 0, its elements 1), and
-// returns the index past it. The walk of objects and arrays is spelled out rather than made
-// with jsonx.WalkMembers: it recurses, and its closures then went to the heap, one per object.
+// returns the index past it. Objects and arrays are walked with jsonx's member cursor rather
+// than jsonx.WalkMembers, so that a member costs no call through a closure.
 func (s *entityScan) value(i, depth int) (int, error) {
 	d := s.root
 	s.count++
@@ -174,45 +169,21 @@ func (s *entityScan) value(i, depth int) (int, error) {
 
 func (s *entityScan) array(i, depth int) (int, error) {
 	d := s.root
-	i = space(d, i+1)
-	if i < len(d) && d[i] == ']' {
-		return i + 1, nil
+	i, empty := jsonx.Open(d, i)
+	if empty {
+		return i, nil
 	}
 	for {
 		ve, err := s.value(i, depth+1)
 		if err != nil {
 			return ve, err
 		}
-		next, closed, err := afterValue(d, ve, ']')
+		next, closed, err := jsonx.AfterMember(d, ve, ']')
 		if err != nil || closed {
 			return next, err
 		}
 		i = next
 	}
-}
-
-// afterValue reads what follows a member or element ending at d[i]: a comma, after which it
-// returns the index of the next one, or closer, after which it returns the index past it and
-// true.
-func afterValue(d []byte, i int, closer byte) (int, bool, error) {
-	i = space(d, i)
-	switch {
-	case i >= len(d):
-		return i, false, errScanSyntax
-	case d[i] == ',':
-		return space(d, i+1), false, nil
-	case d[i] == closer:
-		return i + 1, true, nil
-	}
-	return i, false, errScanSyntax
-}
-
-// space is jsonx.SkipSpace with the common case, no space at all, first.
-func space(d []byte, i int) int {
-	if i < len(d) && d[i] > ' ' {
-		return i
-	}
-	return jsonx.SkipSpace(d, i)
 }
 
 // fieldMatch follows fieldValue over the map DecodeEntities builds: the last member named
@@ -301,41 +272,24 @@ func (s *entityScan) object(i, depth int) (int, error) {
 	s.objects++
 	obj := s.objects
 	var m objectMembers
-	end := space(d, i+1)
-	if end < len(d) && d[end] == '}' {
-		end++
-	} else {
-		for i = end; ; {
-			if i >= len(d) || d[i] != '"' {
-				return i, errScanSyntax
-			}
-			ke, esc, err := jsonx.SkipString(d, i)
-			if err != nil {
-				return ke, err
-			}
-			key := d[i+1 : ke-1]
-			if i = space(d, ke); i >= len(d) || d[i] != ':' {
-				return i, errScanSyntax
-			}
-			vs := space(d, i+1)
-			ve, err := s.value(vs, depth+1)
-			if err != nil {
-				return ve, err
-			}
-			if esc {
-				key = []byte(jsonx.DecodeKey(key, esc))
-			}
-			s.member(key, d[vs:ve], base, obj, &m)
-			next, closed, err := afterValue(d, ve, '}')
-			if err != nil {
-				return next, err
-			}
-			if closed {
-				end = next
-				break
-			}
-			i = next
+	end, closed := jsonx.Open(d, i) // an empty object is closed at once
+	for i = end; !closed; {
+		key, esc, vs, err := jsonx.MemberKey(d, i)
+		if err != nil {
+			return vs, err
 		}
+		ve, err := s.value(vs, depth+1)
+		if err != nil {
+			return ve, err
+		}
+		if esc {
+			key = []byte(jsonx.DecodeKey(key, esc))
+		}
+		s.member(key, d[vs:ve], base, obj, &m)
+		if i, closed, err = jsonx.AfterMember(d, ve, '}'); err != nil {
+			return i, err
+		}
+		end = i
 	}
 	matches := s.stack[base : base+n]
 	if m.isRef && m.count == 1 {

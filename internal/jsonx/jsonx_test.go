@@ -163,12 +163,50 @@ func refMembers(raw []byte) (keys []string, vals []json.RawMessage, ok bool) {
 	return keys, vals, true
 }
 
-// FuzzScan holds Valid, Skip, EachMember and DecodeKey to encoding/json on any input.
+// cursorWalk checks the value at d[i] with Open, MemberKey and AfterMember, as a caller that
+// recurses into values does, and returns the index past it.
+func cursorWalk(d []byte, i, depth int) (int, error) {
+	if i >= len(d) || (d[i] != '{' && d[i] != '[') {
+		return Skip(d, i, depth)
+	}
+	if depth >= MaxDepth {
+		return i, SyntaxError(i, "nesting too deep")
+	}
+	object, closer := d[i] == '{', byte(']')
+	if object {
+		closer = '}'
+	}
+	next, closed := Open(d, i)
+	for !closed {
+		vs := next
+		if object {
+			var err error
+			if _, _, vs, err = MemberKey(d, next); err != nil {
+				return vs, err
+			}
+		}
+		ve, err := cursorWalk(d, vs, depth+1)
+		if err != nil {
+			return ve, err
+		}
+		if next, closed, err = AfterMember(d, ve, closer); err != nil {
+			return next, err
+		}
+	}
+	return next, nil
+}
+
+// FuzzScan holds Valid, Skip, the member cursor, EachMember and DecodeKey to encoding/json
+// on any input.
 func FuzzScan(f *testing.F) {
 	seeds(f)
 	f.Fuzz(func(t *testing.T, in []byte) {
 		if got, want := Valid(in), json.Valid(in); got != want {
 			t.Fatalf("Valid(%q) = %v, json.Valid %v", in, got, want)
+		}
+		end, err := cursorWalk(in, SkipSpace(in, 0), 0)
+		if got, want := err == nil && SkipSpace(in, end) == len(in), json.Valid(in); got != want {
+			t.Fatalf("the cursor walk of %q: %d, %v; json.Valid %v", in, end, err, want)
 		}
 		if !json.Valid(in) {
 			return

@@ -272,26 +272,16 @@ func (w *Walk) skipObject(d []byte, i, depth int) (int, error) {
 	if depth > MaxDepth {
 		return i, syntaxErr(i, "nesting too deep")
 	}
-	i = w.space(d, i+1)
-	if i < len(d) && d[i] == '}' {
-		return i + 1, nil
+	i, empty := w.open(d, i, '}')
+	if empty {
+		return i, nil
 	}
 	for {
-		if i >= len(d) {
-			return i, syntaxErr(i, "unexpected end of input in object")
+		_, _, vs, err := w.memberKey(d, i)
+		if err != nil {
+			return vs, err
 		}
-		if d[i] != '"' {
-			return i, syntaxErr(i, "object key is not a string")
-		}
-		var err error
-		if i, _, err = SkipString(d, i); err != nil {
-			return i, err
-		}
-		i = w.space(d, i)
-		if i >= len(d) || d[i] != ':' {
-			return i, syntaxErr(i, "missing colon after object key")
-		}
-		if i, err = w.Skip(d, w.space(d, i+1), depth); err != nil {
+		if i, err = w.Skip(d, vs, depth); err != nil {
 			return i, err
 		}
 		if i, err = w.afterMember(d, i, '}'); err != nil || d[i-1] == '}' {
@@ -304,9 +294,9 @@ func (w *Walk) skipArray(d []byte, i, depth int) (int, error) {
 	if depth > MaxDepth {
 		return i, syntaxErr(i, "nesting too deep")
 	}
-	i = w.space(d, i+1)
-	if i < len(d) && d[i] == ']' {
-		return i + 1, nil
+	i, empty := w.open(d, i, ']')
+	if empty {
+		return i, nil
 	}
 	for {
 		var err error
@@ -317,6 +307,81 @@ func (w *Walk) skipArray(d []byte, i, depth int) (int, error) {
 			return i, err
 		}
 	}
+}
+
+// open reads past the opening bracket at d[i] and returns the index of the first member or
+// element, or, for an empty container, the index past closer and true.
+func (w *Walk) open(d []byte, i int, closer byte) (int, bool) {
+	i = w.space(d, i+1)
+	if i < len(d) && d[i] == closer {
+		return i + 1, true
+	}
+	return i, false
+}
+
+// memberKey reads the key of the member at d[i] and the colon after it: the raw key (escapes
+// undecoded; esc says whether it has any) and the index of the value.
+func (w *Walk) memberKey(d []byte, i int) (key []byte, esc bool, vs int, err error) {
+	if i >= len(d) {
+		return nil, false, i, syntaxErr(i, "unexpected end of input in object")
+	}
+	if d[i] != '"' {
+		return nil, false, i, syntaxErr(i, "object key is not a string")
+	}
+	ke, esc, err := SkipString(d, i)
+	if err != nil {
+		return nil, esc, ke, err
+	}
+	j := w.space(d, ke)
+	if j >= len(d) || d[j] != ':' {
+		return nil, esc, j, syntaxErr(j, "missing colon after object key")
+	}
+	return d[i+1 : ke-1], esc, w.space(d, j+1), nil
+}
+
+// Open, MemberKey and AfterMember walk an object or an array one member at a time, for a
+// caller that reads values as it goes and recurses into them: the walk of WalkMembers without
+// a call through a closure for every member. Open reads past the '{' or '[' at d[i] and
+// returns the index of the first member or element, or the index past the container and true
+// when it is empty.
+func Open(d []byte, i int) (next int, empty bool) {
+	var w Walk
+	closer := byte('}')
+	if i < len(d) && d[i] == '[' {
+		closer = ']'
+	}
+	return w.open(d, i, closer)
+}
+
+// MemberKey reads the key of the object member at d[i] and the colon after it, and returns
+// the raw key (escapes undecoded; esc says whether it has any) and the index of the value,
+// which the caller checks. It is called for every member of a walk, so the compact case
+// ("key":value) is taken before the general one.
+func MemberKey(d []byte, i int) (key []byte, esc bool, vs int, err error) {
+	if i < len(d) && d[i] == '"' {
+		ke, esc, err := SkipString(d, i)
+		if err == nil && ke+1 < len(d) && d[ke] == ':' && d[ke+1] > ' ' {
+			return d[i+1 : ke-1], esc, ke + 1, nil
+		}
+	}
+	var w Walk
+	return w.memberKey(d, i)
+}
+
+// AfterMember reads what follows a member or element ending at d[i] in a container closed by
+// closer ('}' or ']'): after a comma it returns the index of the next one, after the closer
+// the index past it and true. Like MemberKey, it takes the compact case first.
+func AfterMember(d []byte, i int, closer byte) (next int, closed bool, err error) {
+	if i+1 < len(d) {
+		if c := d[i]; c == closer {
+			return i + 1, true, nil
+		} else if c == ',' && d[i+1] > ' ' {
+			return i + 1, false, nil
+		}
+	}
+	var w Walk
+	next, err = w.afterMember(d, i, closer)
+	return next, err == nil && d[next-1] == closer, err
 }
 
 // afterMember reads what follows a member or element ending at d[i]: a comma, after which it
@@ -352,27 +417,16 @@ func WalkMembers(d []byte, i int, value func(key []byte, esc bool, vs int) (int,
 }
 
 func (w *Walk) walkMembers(d []byte, i int, value func(key []byte, esc bool, vs int) (int, error)) (int, error) {
-	i = w.space(d, i+1)
-	if i < len(d) && d[i] == '}' {
-		return i + 1, nil
+	i, empty := w.open(d, i, '}')
+	if empty {
+		return i, nil
 	}
 	for {
-		if i >= len(d) {
-			return i, syntaxErr(i, "unexpected end of input in object")
-		}
-		if d[i] != '"' {
-			return i, syntaxErr(i, "object key is not a string")
-		}
-		ks := i
-		ke, esc, err := SkipString(d, i)
+		key, esc, vs, err := w.memberKey(d, i)
 		if err != nil {
-			return ke, err
+			return vs, err
 		}
-		i = w.space(d, ke)
-		if i >= len(d) || d[i] != ':' {
-			return i, syntaxErr(i, "missing colon after object key")
-		}
-		ve, err := value(d[ks+1:ke-1], esc, w.space(d, i+1))
+		ve, err := value(key, esc, vs)
 		if err != nil {
 			return ve, err
 		}
@@ -391,9 +445,9 @@ func WalkElements(d []byte, i int, value func(vs int) (int, error)) (int, error)
 }
 
 func (w *Walk) walkElements(d []byte, i int, value func(vs int) (int, error)) (int, error) {
-	i = w.space(d, i+1)
-	if i < len(d) && d[i] == ']' {
-		return i + 1, nil
+	i, empty := w.open(d, i, ']')
+	if empty {
+		return i, nil
 	}
 	for {
 		if i >= len(d) {
