@@ -15,7 +15,7 @@ import (
 
 // ScannedEntity is an entity as ScanEntities reads it: its type (lower-cased, as
 // Entity.Type) and the JSON value of each field asked for, in the order asked, as written (nil
-// when absent). ScannedValues reads the texts, so that only the entities of the types asked
+// when absent). ScannedFirst reads the texts, so that only the entities of the types asked
 // for have theirs decoded.
 type ScannedEntity struct {
 	Type   string
@@ -25,7 +25,7 @@ type ScannedEntity struct {
 // ScanEntities reads the named fields of every entity in EntitiesJSON straight from the JSON,
 // without building the maps DecodeEntities builds: the entities in the order EntityValues
 // visits them (the list's own, then the ones written inside them), each with
-// Values[i] = the value of fields[i], whose text ScannedValues reads as EntityValues does.
+// Values[i] = the value of fields[i], whose text ScannedFirst reads as EntityValues does.
 // It is for formats that want a few values of a large alert.
 //
 // An element of the list that is a {"$ref":…} stands for the entity it names, as in
@@ -502,27 +502,10 @@ var entityTypes = func() map[string]string {
 	return m
 }()
 
-// ScannedValues is EntityValues over entities read by ScanEntities: the distinct non-empty
-// values, in order, of the fields (indexes into the names given to ScanEntities) of the
-// entities of type entityType (in any letter case).
-func ScannedValues(ents []ScannedEntity, entityType string, fields ...int) []string {
-	var out []string
-	for _, e := range ents {
-		if !strings.EqualFold(e.Type, entityType) {
-			continue
-		}
-		for _, f := range fields {
-			if v := scalarText(e.Values[f]); v != "" && !slices.Contains(out, v) {
-				out = append(out, v)
-			}
-		}
-	}
-	return out
-}
-
-// ScannedFirst is the first of ScannedValues(ents, entityType, fields...) for which accept
-// (nil: any) reports true, or "": it decodes no value past the one it returns, for formats
-// that have room for a single value of a type.
+// ScannedFirst is what EntityValues(entityType, names...) lists first among the values that
+// accept (nil: any) takes, over entities read by ScanEntities, fields being indexes into the
+// names given to it; "" when there is none. It decodes no value past the one it returns: a
+// format has room for one value of a type.
 func ScannedFirst(ents []ScannedEntity, entityType string, accept func(string) bool, fields ...int) string {
 	for _, e := range ents {
 		if !strings.EqualFold(e.Type, entityType) {

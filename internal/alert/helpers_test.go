@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -36,3 +38,21 @@ func mustTime(t testing.TB, s string) time.Time {
 }
 
 func jsonValid(b []byte) bool { return json.Valid(b) }
+
+// ScannedValues is EntityValues over entities read by ScanEntities, the whole list the tests
+// hold ScanEntities to: the distinct non-empty values, in order, of the fields (indexes into
+// the names given to ScanEntities) of the entities of type entityType (in any letter case).
+func ScannedValues(ents []ScannedEntity, entityType string, fields ...int) []string {
+	var out []string
+	for _, e := range ents {
+		if !strings.EqualFold(e.Type, entityType) {
+			continue
+		}
+		for _, f := range fields {
+			if v := scalarText(e.Values[f]); v != "" && !slices.Contains(out, v) {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
+}

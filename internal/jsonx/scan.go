@@ -332,6 +332,11 @@ func (w *Walk) memberKey(d []byte, i int) (key []byte, esc bool, vs int, err err
 	if err != nil {
 		return nil, esc, ke, err
 	}
+	return w.afterKey(d, i, ke, esc)
+}
+
+// afterKey reads the colon after the key d[i:ke] and returns what memberKey returns.
+func (w *Walk) afterKey(d []byte, i, ke int, esc bool) ([]byte, bool, int, error) {
 	j := w.space(d, ke)
 	if j >= len(d) || d[j] != ':' {
 		return nil, esc, j, syntaxErr(j, "missing colon after object key")
@@ -358,14 +363,18 @@ func Open(d []byte, i int) (next int, empty bool) {
 // which the caller checks. It is called for every member of a walk, so the compact case
 // ("key":value) is taken before the general one.
 func MemberKey(d []byte, i int) (key []byte, esc bool, vs int, err error) {
-	if i < len(d) && d[i] == '"' {
-		ke, esc, err := SkipString(d, i)
-		if err == nil && ke+1 < len(d) && d[ke] == ':' && d[ke+1] > ' ' {
-			return d[i+1 : ke-1], esc, ke + 1, nil
-		}
-	}
 	var w Walk
-	return w.memberKey(d, i)
+	if i >= len(d) || d[i] != '"' {
+		return w.memberKey(d, i) // which says what is wrong
+	}
+	ke, esc, err := SkipString(d, i)
+	switch {
+	case err != nil:
+		return nil, esc, ke, err
+	case ke+1 < len(d) && d[ke] == ':' && d[ke+1] > ' ':
+		return d[i+1 : ke-1], esc, ke + 1, nil
+	}
+	return w.afterKey(d, i, ke, esc)
 }
 
 // AfterMember reads what follows a member or element ending at d[i] in a container closed by

@@ -293,20 +293,18 @@ func entities(a *alert.Alert) entityValues {
 		}
 	}
 	var v entityValues
-	if s := firstOf("ip", isAddr, 0); s != "" {
-		v.ip = netip.MustParseAddr(s).String()
-	}
+	firstOf("ip", func(s string) bool {
+		addr, err := netip.ParseAddr(s)
+		if err == nil {
+			v.ip = addr.String()
+		}
+		return err == nil
+	}, 0)
 	v.host = firstOf("host", nil, 1, 2)
 	v.account = firstOf("account", nil, 3)
 	v.file = firstOf("file", nil, 3)
 	v.url = firstOf("url", nil, 4)
 	return v
-}
-
-// isAddr reports whether s is an IP address netip reads.
-func isAddr(s string) bool {
-	_, err := netip.ParseAddr(s)
-	return err == nil
 }
 
 type extWriter struct {
